@@ -1,0 +1,69 @@
+"""Developer tasks: ``nox`` runs tests, lint, typecheck and docs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+# CI runs nox with the interpreter that runs nox itself: with CI set, nox
+# fails on interpreters it cannot find, and the machines have one Python.
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest, pytest-trio) under ``-X dev``."""
+    session.install("-e", ".[tests]")
+    session.run(
+        "python",
+        "-X",
+        "dev",
+        "-m",
+        "pytest",
+        *session.posargs,
+        env={"PYTHONWARNINGS": "error"},
+    )
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and the examples."""
+    session.install("-e", ".[tests]", "mypy", "nox", "typing_extensions")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx docs; warnings are errors."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-b",
+        "html",
+        "docs",
+        os.path.join("docs", "_build", "html"),
+    )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run the benchmark (``python -m trio_emtcp bench``)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_emtcp", "bench", *session.posargs)

@@ -1,0 +1,172 @@
+"""``ip.tcp.Acceptor``: Emilua's TCP acceptor on Trio."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _stdlib_socket
+from typing import final
+
+from . import _options
+from ._base import SocketBase
+from ._driver import (
+    cancel_shielded_checkpoint,
+    checkpoint_if_cancelled,
+    wait_readable,
+)
+from ._errors import closed_error
+from ._socket import Socket
+
+__all__ = ["Acceptor"]
+
+# Errors accept() reports for a connection that died in the backlog before
+# we took it.  They say nothing about the listening socket, so Asio (and
+# Emilua) retry them unless ``enable_connection_aborted`` is set; we keep
+# that exact set.  Capacity errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) are
+# *not* retried: spinning on them would burn the CPU; they propagate so the
+# caller can back off (trio.serve_listeners sleeps and retries them).
+_ABORTED_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO})
+
+_new_socket = _stdlib_socket.socket
+_SOCK_STREAM = _stdlib_socket.SOCK_STREAM
+
+
+@final
+class Acceptor(SocketBase):
+    """A listening TCP socket, as Emilua's ``ip.tcp.acceptor``.
+
+    ``open``, ``bind``, :meth:`listen`, then ``await accept()`` for each
+    connection.  :meth:`close`, :meth:`cancel` and :meth:`release` from
+    another task end a pending ``accept`` with
+    :class:`~trio_emtcp.OperationAborted`.  On a closed acceptor every member
+    except ``close`` and ``is_open`` raises :class:`OSError` (``EBADF``).
+    """
+
+    __slots__ = ("_enable_connection_aborted",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enable_connection_aborted = False
+
+    def __repr__(self) -> str:
+        sock = self._sock
+        if sock is None:
+            return "<trio_emtcp.ip.tcp.Acceptor closed>"
+        return f"<trio_emtcp.ip.tcp.Acceptor fd={sock.fileno()}>"
+
+    def listen(self, backlog: int | None = None) -> None:
+        """Start listening.
+
+        Without a prior ``bind`` the kernel binds an ephemeral port on the
+        wildcard address.
+
+        Args:
+          backlog: the queue length; ``None`` for the system maximum
+            (``SOMAXCONN``; the kernel caps it at ``net.core.somaxconn``).
+
+        Raises:
+          TypeError: ``backlog`` is not an ``int`` or ``None``.
+          ValueError: ``backlog`` is negative.
+          OSError: ``EBADF`` if closed.
+        """
+        if backlog is None:
+            backlog = _stdlib_socket.SOMAXCONN
+        elif isinstance(backlog, bool) or not isinstance(backlog, int):
+            raise TypeError(
+                f"backlog: expected an int or None, got {type(backlog).__name__}"
+            )
+        elif backlog < 0:
+            raise ValueError(f"backlog: must be >= 0, got {backlog}")
+        self._live().listen(backlog)
+
+    def set_option(self, name: str, value: bool) -> None:
+        """Set an acceptor option by its Emilua name.
+
+        Names: ``reuse_address``, ``enable_connection_aborted`` (whether
+        :meth:`accept` reports ``ECONNABORTED``/``EPROTO`` instead of
+        retrying; kept by the acceptor, not the kernel), ``debug``,
+        ``v6_only`` and, beyond Emilua, ``reuse_port`` (``SO_REUSEPORT``,
+        where the platform has it).  All take a ``bool``.
+
+        Raises:
+          TypeError: ``name`` or ``value`` has the wrong type.
+          ValueError: ``name`` is unknown (the message lists the known ones).
+          OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
+        """
+        opt = _options.lookup(_options.ACCEPTOR_OPTIONS, name)
+        encoded = _options.encode(name, opt, value, None)
+        sock = self._live()
+        if opt.codec == "flag":
+            self._enable_connection_aborted = bool(encoded)
+        else:
+            sock.setsockopt(opt.level, opt.name, encoded)
+
+    def get_option(self, name: str) -> bool:
+        """Read an acceptor option (see :meth:`set_option`).
+
+        Raises:
+          TypeError: ``name`` is not a ``str``.
+          ValueError: ``name`` is unknown.
+          OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
+        """
+        opt = _options.lookup(_options.ACCEPTOR_OPTIONS, name)
+        sock = self._live()
+        if opt.codec == "flag":
+            return self._enable_connection_aborted
+        return bool(_options.get_option(sock, opt))
+
+    async def accept(self) -> Socket:
+        """Wait for a connection and return it as an open, connected Socket.
+
+        ``ECONNABORTED`` and ``EPROTO`` (a connection that died in the queue)
+        are retried unless the ``enable_connection_aborted`` option is set,
+        as in Asio.  Capacity errors (``EMFILE``, ``ENFILE``, ``ENOBUFS``,
+        ``ENOMEM``) propagate at once: back off before retrying.
+
+        Raises:
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task.
+          OSError: ``EBADF`` if closed; ``EINVAL`` if not listening; the
+            errors above.
+        """
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._readers.busy:
+                raise BlockingIOError
+            fd = self._accept_fd(sock)
+        except BlockingIOError:
+            assert sock is not None
+            fd = await self._blocked(
+                self._readers,
+                wait_readable,
+                self._accept_fd,
+                (sock,),
+                wait_first=not self._readers.busy,
+            )
+        except BaseException:
+            await cancel_shielded_checkpoint()
+            raise
+        else:
+            await cancel_shielded_checkpoint()
+        try:
+            conn = _new_socket(sock.family, _SOCK_STREAM, 0, fd)
+        except BaseException:  # pragma: no cover - only on interpreter trouble
+            os.close(fd)
+            raise
+        return Socket._from_stdlib(conn)
+
+    def _accept_fd(self, sock: _stdlib_socket.socket) -> int:
+        # ``_accept`` is the stdlib's own primitive under ``accept()``: it
+        # returns the bare fd, so we skip the peer-address tuple's use and
+        # the blocking-mode dance ``accept()`` does.
+        while True:
+            try:
+                fd, _ = sock._accept()  # type: ignore[attr-defined]
+            except OSError as exc:
+                if exc.errno in _ABORTED_ERRNOS and not self._enable_connection_aborted:
+                    continue
+                raise
+            return int(fd)

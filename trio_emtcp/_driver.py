@@ -1,0 +1,200 @@
+"""The one cancellation mechanism every blocking operation goes through.
+
+An operation has two paths.
+
+*Fast path* (the syscall does not block): ``checkpoint_if_cancelled()``,
+the non-blocking syscall, ``cancel_shielded_checkpoint()``.  That is the
+same full checkpoint trio.socket makes, and nothing else: no cancel scope,
+no lock, no allocation.  The callers (``Socket.read_some`` and friends)
+write it inline, because a function call per operation is measurable there.
+
+*Slow path* (the syscall said ``EAGAIN``, or other tasks are already queued
+in that direction): :meth:`Driver._blocked`.  Only now is a
+:class:`trio.CancelScope` created and registered on the object, then the task
+queues FIFO behind the tasks already waiting in that direction, waits with
+``trio.lowlevel.wait_readable``/``wait_writable`` and retries.
+
+``cancel()``, ``close()`` and ``release()`` cancel the registered scopes.
+A scope that catches its own cancellation (``cancelled_caught``) turns into
+:class:`~trio_emtcp.OperationAborted`; when an enclosing scope is cancelled
+too, Trio hands the :class:`trio.Cancelled` to the outermost cancelled scope,
+so the task sees ``trio.Cancelled``, as SPEC §4 wants.  ``cancel_called`` is
+never used for that decision: it is also true when the operation completed
+before the cancel reached it, and such an operation must return its result.
+
+Trio lets only one task wait per direction per descriptor (a second one gets
+``BusyResourceError``); Emilua queues them.  So each direction has a
+:class:`Waiters` record: the first blocked task is the *head* and is the only
+one in ``wait_readable``; the others park in a FIFO ``ParkingLot``, inside
+their own scopes, so ``cancel()`` reaches them too.  The head hands over to
+the next parked task when it leaves, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import socket as _stdlib_socket
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+from trio.lowlevel import ParkingLot
+
+from ._errors import OperationAborted, closed_error
+
+T = TypeVar("T")
+
+# Re-bound as module globals: the fast paths call them on every operation,
+# and a global lookup is cheaper than two attribute lookups.
+checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+wait_readable = trio.lowlevel.wait_readable
+wait_writable = trio.lowlevel.wait_writable
+checkpoint = trio.lowlevel.checkpoint
+
+WaitFn = Callable[[_stdlib_socket.socket], Awaitable[None]]
+
+
+class Waiters:
+    """The tasks blocked in one direction (read or write) of one object."""
+
+    __slots__ = ("_lot", "busy")
+
+    def __init__(self) -> None:
+        # True while a task (the head) owns the direction's fd wait.  While
+        # it is set, newcomers skip their fast path and queue, so that the
+        # order is FIFO even when data arrives between two waiters.
+        self.busy = False
+        # Created on first contention: most sockets never need one.
+        self._lot: ParkingLot | None = None
+
+    async def queue(self) -> None:
+        """Wait until the head hands the direction over to this task."""
+        if self._lot is None:
+            self._lot = ParkingLot()
+        await self._lot.park()
+
+    def hand_over(self) -> None:
+        """Called by the head as it leaves: wake the next task, or free."""
+        lot = self._lot
+        if lot is not None and lot:
+            # ``busy`` stays set: the woken task is the new head.  A parked
+            # task whose scope was cancelled has already left the lot (the
+            # abort callback runs synchronously), so it is never picked.
+            lot.unpark()
+        else:
+            self.busy = False
+
+
+class Driver:
+    """State shared by every object whose operations go through the driver.
+
+    Subclasses set ``_sock`` to the open stdlib socket (``None`` when
+    closed).  All members are plain attributes, read on the fast path.
+    """
+
+    __slots__ = ("_readers", "_scopes", "_sock", "_writers")
+
+    _sock: _stdlib_socket.socket | None
+
+    def __init__(self) -> None:
+        self._sock = None
+        self._scopes: set[trio.CancelScope] = set()
+        self._readers = Waiters()
+        self._writers = Waiters()
+
+    # -- aborting ---------------------------------------------------------
+
+    def _abort_pending(self) -> None:
+        """End every pending operation with ``OperationAborted``."""
+        # A copy: a woken task discards its scope only when it runs, but
+        # cancel() may be called again from the same tick.
+        for cs in list(self._scopes):
+            cs.cancel()
+
+    def _detach_sock(self) -> _stdlib_socket.socket | None:
+        """Mark closed, abort pending operations, tell Trio; no checkpoint.
+
+        Returns the stdlib socket so the caller can close or detach it.
+        Trio's rule (``notify_closing``'s docstring): mark the object
+        closed, notify, close, with no checkpoint in between.
+        """
+        sock = self._sock
+        if sock is None:
+            return None
+        self._sock = None
+        self._abort_pending()
+        if sock.fileno() != -1:
+            # Wakes any raw wait that is not ours (e.g. a user of
+            # ``trio_socket``) and drops Trio's registration of the fd.
+            trio.lowlevel.notify_closing(sock)
+        return sock
+
+    # -- the slow path ----------------------------------------------------
+
+    async def _blocked(
+        self,
+        waiters: Waiters,
+        wait_fn: WaitFn,
+        fn: Callable[..., T] | None,
+        args: tuple[Any, ...],
+        *,
+        wait_first: bool,
+    ) -> T:
+        """Run ``fn(*args)`` until it stops raising ``BlockingIOError``.
+
+        Args:
+          waiters: the direction to queue in.
+          wait_fn: ``wait_readable`` or ``wait_writable``.
+          fn: the non-blocking syscall; ``None`` for a pure readiness wait
+            (``wait("read")``), which then returns ``None``.
+          args: arguments for ``fn``.
+          wait_first: the caller has just tried ``fn`` and got ``EAGAIN``,
+            so wait before trying again.
+
+        Raises:
+          OperationAborted: ``cancel()``/``close()``/``release()`` reached the
+            operation before it transferred anything.
+          OSError: the syscall failed, or the object is closed.
+          trio.Cancelled: the task's own cancellation.
+        """
+        sock = self._sock
+        if sock is None:
+            await checkpoint()
+            raise closed_error()
+        cs = trio.CancelScope()
+        self._scopes.add(cs)
+        head = False
+        try:
+            with cs:
+                if waiters.busy:
+                    await waiters.queue()
+                    # Handed over: the syscall was never tried for us.
+                    wait_first = fn is None
+                else:
+                    waiters.busy = True
+                head = True
+                while True:
+                    if wait_first:
+                        try:
+                            await wait_fn(sock)
+                        except trio.ClosedResourceError:
+                            # notify_closing from close()/release().
+                            raise OperationAborted() from None
+                        if fn is None:
+                            return None  # type: ignore[return-value]
+                    wait_first = True
+                    if cs.cancel_called or self._sock is not sock:
+                        # Woken (by readiness or by the previous head) in the
+                        # same tick as cancel()/close(): the operation had not
+                        # run yet, so it is aborted, not half-done.
+                        raise OperationAborted()
+                    try:
+                        return fn(*args)  # type: ignore[misc]
+                    except BlockingIOError:
+                        pass
+        finally:
+            self._scopes.discard(cs)
+            if head:
+                waiters.hand_over()
+        # Only reached when ``cs`` swallowed its own Cancelled.
+        raise OperationAborted()

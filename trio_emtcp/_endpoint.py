@@ -1,0 +1,105 @@
+"""``ip.tostring`` and ``ip.toendpoint``: an address and a port as one string.
+
+The forms are Emilua's: ``1.2.3.4:80`` and ``[fe80::1%lo]:80``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ._address import Address, address_arg, port_arg
+
+__all__ = ["toendpoint", "tostring"]
+
+# Emilua reads the port with std::from_chars after refusing a leading zero:
+# plain ASCII digits, no sign, no blanks, no "0x", and none of the
+# underscores or Unicode digits that Python's int() would take.
+_PORT_DIGITS: Final = re.compile(r"0|[1-9][0-9]{0,4}")
+_MAX_PORT: Final = 0xFFFF
+
+
+def tostring(addr: Address, port: int | None = None) -> str:
+    """Format an address, or an address and a port, as text.
+
+    ``tostring(addr)`` is ``str(addr)``; with a port it is ``1.2.3.4:80``
+    for IPv4 and ``[::1]:80`` (scope id included, ``[fe80::1%lo]:80``) for
+    IPv6, the form :func:`toendpoint` reads back.
+
+    Args:
+        addr: the address.
+        port: a port, or None for the address alone.
+
+    Returns:
+        The text.
+
+    Raises:
+        TypeError: if ``addr`` is not an :class:`~trio_emtcp.ip.Address`, or
+            ``port`` is neither None nor an ``int``.
+        ValueError: if ``port`` is not in 0..65535 (Emilua wraps it modulo
+            65536; trio_emtcp refuses).
+    """
+    if not isinstance(addr, Address):
+        raise TypeError(f"addr: expected an ip.Address, got {type(addr).__name__}")
+    if port is None:
+        return str(addr)
+    port = port_arg(port)
+    if addr.is_v4:
+        return f"{addr}:{port}"
+    return f"[{addr}]:{port}"
+
+
+def toendpoint(text: str) -> tuple[Address, int]:
+    """Parse ``host:port`` text into an address and a port.
+
+    The text is split at its last ``:``.  The host is a numeric IPv4
+    address, or a numeric IPv6 address (``%scope`` allowed) in brackets;
+    only IPv6 may be in brackets.  The port is decimal digits without
+    leading zeros, at most 65535.  Host names are not resolved.
+
+    Args:
+        text: e.g. ``"127.0.0.1:8080"`` or ``"[::1]:8080"``.
+
+    Returns:
+        ``(address, port)``.
+
+    Raises:
+        TypeError: if ``text`` is not a ``str``.
+        ValueError: if ``text`` has no ``:``, its port is missing, not plain
+            decimal, has a leading zero or is over 65535, an IPv6 address is
+            not in brackets or brackets hold something else, or the host is
+            not a numeric IP address.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    host, colon, port_text = text.rpartition(":")
+    if not colon:
+        raise ValueError(f"text: expected 'host:port', got {text!r}")
+    if not port_text:
+        raise ValueError(f"text: missing port in {text!r}")
+    if _PORT_DIGITS.fullmatch(port_text) is None:
+        if port_text.isascii() and port_text.isdigit() and port_text[0] != "0":
+            # Only digits, just too many of them.
+            raise ValueError(f"text: port must be in 0..{_MAX_PORT}, got {port_text}")
+        raise ValueError(
+            "text: port must be decimal digits without leading zeros, "
+            f"got {port_text!r}"
+        )
+    port = int(port_text)
+    if port > _MAX_PORT:
+        raise ValueError(f"text: port must be in 0..{_MAX_PORT}, got {port}")
+
+    if len(host) >= 2 and host[0] == "[" and host[-1] == "]":
+        address = address_arg(host[1:-1], "text")
+        if address.is_v4:
+            raise ValueError(
+                f"text: only an IPv6 address may be in brackets, got {text!r}"
+            )
+        return address, port
+    if "[" in host or "]" in host:
+        raise ValueError(f"text: unbalanced brackets in {text!r}")
+    if ":" in host:
+        raise ValueError(
+            f"text: an IPv6 address must be in brackets, as in '[::1]:80', got {text!r}"
+        )
+    return address_arg(host, "text"), port

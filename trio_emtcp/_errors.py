@@ -1,0 +1,91 @@
+"""Exceptions raised by trio_emtcp.
+
+Each one subclasses the builtin that callers already catch, so that code
+written against plain sockets keeps working: an aborted operation is an
+:class:`OSError` with errno ``ECANCELED``, end of stream is an
+:class:`EOFError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import final
+
+__all__ = [
+    "AlreadyOpenError",
+    "EndOfFile",
+    "NotFoundError",
+    "OperationAborted",
+]
+
+
+@final
+class OperationAborted(OSError):
+    """An operation was aborted by ``close()``, ``cancel()`` or ``release()``.
+
+    Raised by every blocking method of :class:`trio_emtcp.ip.tcp.Socket` and
+    :class:`trio_emtcp.ip.tcp.Acceptor` when another task closes, cancels or
+    releases the object while the operation is waiting.  Its errno is
+    :data:`errno.ECANCELED`, like Emilua's ``operation_aborted``.  An operation
+    that ends this way transferred no data; composed operations of
+    :mod:`trio_emtcp.stream` report what they transferred before it in
+    :attr:`bytes_transferred`.
+
+    The task's own Trio cancellation is never turned into this error: it
+    stays :class:`trio.Cancelled`.
+    """
+
+    bytes_transferred: int
+
+    def __init__(self, message: str = "operation aborted") -> None:
+        super().__init__(errno.ECANCELED, os.strerror(errno.ECANCELED))
+        self.bytes_transferred = 0
+        self._message = message
+
+    def __str__(self) -> str:
+        return f"[Errno {errno.ECANCELED}] {self._message}"
+
+
+@final
+class EndOfFile(EOFError):
+    """The peer closed its sending side and no data is left to read.
+
+    Raised by ``read_some``/``receive`` on a socket whose peer sent FIN, on
+    that call and on every later one (Emilua can hang on the second call;
+    trio_emtcp never does), and by :func:`trio_emtcp.stream.read_all` and
+    :func:`~trio_emtcp.stream.read_at_least` when the stream ends before the
+    buffer is filled, with :attr:`bytes_transferred` set to what they read.
+    """
+
+    bytes_transferred: int
+
+    def __init__(self, message: str = "end of file") -> None:
+        super().__init__(message)
+        self.bytes_transferred = 0
+
+
+@final
+class AlreadyOpenError(OSError):
+    """``open()`` or ``assign()`` was called on an object that is already open.
+
+    Emilua reports this as ``asio.misc`` error 1, "Already open".  When
+    ``assign()`` raises it, the descriptor passed in is left untouched.
+    """
+
+    # Asio's "already open" has no errno of its own; like Emilua's
+    # asio.misc error it carries only its message (``errno`` is None).
+
+
+@final
+class NotFoundError(LookupError):
+    """:func:`trio_emtcp.ip.connect` had no entry to try.
+
+    Raised when the list of endpoints is empty or when ``condition``
+    skipped every entry (Emilua's ``asio.misc`` "Element not found").
+    """
+
+
+def closed_error() -> OSError:
+    """The error every member of a closed object raises (Emilua's EBADF)."""
+    return OSError(errno.EBADF, os.strerror(errno.EBADF))

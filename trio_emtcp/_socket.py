@@ -1,0 +1,638 @@
+"""``ip.tcp.Socket``: Emilua's TCP socket on Trio."""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import fcntl
+import os
+import socket as _stdlib_socket
+import sys
+import termios
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, final
+
+from . import _options
+from ._address import Address, address_arg, port_arg
+from ._base import SocketBase, check_family
+from ._driver import (
+    cancel_shielded_checkpoint,
+    checkpoint_if_cancelled,
+    wait_readable,
+    wait_writable,
+)
+from ._errors import EndOfFile, closed_error
+from ._flags import message_flags_arg
+from ._util import Buffer
+
+__all__ = ["Socket"]
+
+# SIOCATMARK has no name in Python's modules; its value is the same on every
+# Linux architecture (include/uapi/linux/sockios.h).
+_SIOCATMARK = 0x8905
+
+_SHUTDOWN = {
+    "receive": _stdlib_socket.SHUT_RD,
+    "send": _stdlib_socket.SHUT_WR,
+    "both": _stdlib_socket.SHUT_RDWR,
+}
+
+_EAGAIN = BlockingIOError
+_SOCK_STREAM = _stdlib_socket.SOCK_STREAM
+
+
+def _nbytes(buf: Any) -> int:
+    try:
+        return memoryview(buf).nbytes
+    except TypeError:
+        return -1
+
+
+def _read_buffer_error(buf: object) -> TypeError:
+    return TypeError(
+        "buf: expected a writable buffer (bytearray, memoryview, array, ...), "
+        f"got {type(buf).__name__}"
+    )
+
+
+def _write_buffer_error(data: object) -> TypeError:
+    if isinstance(data, str):
+        return TypeError("data: expected a bytes-like object, got str; encode it first")
+    return TypeError(f"data: expected a bytes-like object, got {type(data).__name__}")
+
+
+def _connect_result(sock: _stdlib_socket.socket) -> None:
+    err = sock.getsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_ERROR)
+    if err:
+        # OSError(errno, msg) picks the builtin subclass itself
+        # (ConnectionRefusedError for ECONNREFUSED, ...).
+        raise OSError(err, os.strerror(err))
+
+
+def _disconnect(fd: int) -> None:
+    """``connect(fd, {AF_UNSPEC})``: Python's socket.connect cannot say it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    # A struct sockaddr of 16 zero bytes: sa_family == AF_UNSPEC (0).
+    addr = ctypes.create_string_buffer(16)
+    if libc.connect(fd, addr, ctypes.c_uint32(16)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@final
+class Socket(SocketBase):
+    """A TCP socket, as Emilua's ``ip.tcp.socket``.
+
+    A new socket is closed; :meth:`open`, :meth:`connect` (which opens it
+    with the address's family), :meth:`assign` or
+    :meth:`Acceptor.accept <trio_emtcp.ip.tcp.Acceptor.accept>` give it a
+    descriptor.  Every blocking method is ``async`` and a Trio checkpoint.
+    :meth:`close`, :meth:`cancel` and :meth:`release`, called from any task,
+    end the operations that other tasks have pending on the socket with
+    :class:`~trio_emtcp.OperationAborted`.  Several tasks may wait in the
+    same direction; they are served in FIFO order.
+
+    On a closed socket every member except :meth:`close` and :attr:`is_open`
+    raises :class:`OSError` with errno ``EBADF``.
+
+    Defaults follow Emilua (Asio): the socket is created with the system's
+    defaults, so ``tcp_no_delay`` is off.  Use the socket as an async context
+    manager to close it on exit.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def _from_stdlib(cls, sock: _stdlib_socket.socket) -> Socket:
+        """Wrap an open stdlib socket (accept, socket_pair); takes ownership."""
+        self = cls()
+        sock.setblocking(False)
+        self._sock = sock
+        return self
+
+    def __repr__(self) -> str:
+        sock = self._sock
+        if sock is None:
+            return "<trio_emtcp.ip.tcp.Socket closed>"
+        return f"<trio_emtcp.ip.tcp.Socket fd={sock.fileno()}>"
+
+    # -- plain (non-blocking) members -------------------------------------
+
+    def shutdown(self, what: Literal["receive", "send", "both"]) -> None:
+        """Shut down one or both directions of the connection.
+
+        Args:
+          what: ``"receive"``, ``"send"`` or ``"both"``.
+
+        Raises:
+          TypeError: ``what`` is not a ``str``.
+          ValueError: ``what`` is another string.
+          OSError: ``EBADF`` if closed, ``ENOTCONN`` if not connected.
+        """
+        how = _choice(what, "what", _SHUTDOWN)
+        self._live().shutdown(how)
+
+    def disconnect(self) -> None:
+        """Dissolve the association (``connect`` to ``AF_UNSPEC``).
+
+        Afterwards the socket is open, unconnected, and may connect again.
+
+        Raises:
+          OSError: ``EBADF`` if closed; the kernel's error otherwise.
+        """
+        _disconnect(self._live().fileno())
+
+    def io_control(self, command: Literal["bytes_readable"]) -> int:
+        """Run an I/O control command; only ``"bytes_readable"`` exists.
+
+        Returns:
+          For ``"bytes_readable"`` (``FIONREAD``): how many bytes can be read
+          without blocking.
+
+        Raises:
+          TypeError: ``command`` is not a ``str``.
+          ValueError: ``command`` is another string.
+          OSError: ``EBADF`` if closed.
+        """
+        _choice(command, "command", {"bytes_readable": None})
+        return _ioctl_int(self._live(), termios.FIONREAD)
+
+    def set_option(
+        self, name: str, value: bool | int, timeout: int | None = None
+    ) -> None:
+        """Set a socket option by its Emilua name.
+
+        Names: ``tcp_no_delay``, ``send_low_watermark``, ``send_buffer_size``,
+        ``receive_low_watermark``, ``receive_buffer_size``,
+        ``out_of_band_inline``, ``linger``, ``keep_alive``, ``do_not_route``,
+        ``debug``, ``v6_only``.  Booleans must be ``bool`` and sizes ``int``.
+        ``linger`` takes two values: ``set_option("linger", enabled,
+        timeout)``.
+
+        Raises:
+          TypeError: ``name``, ``value`` or ``timeout`` has the wrong type, or
+            ``timeout`` is missing for ``linger`` / given for another option.
+          ValueError: ``name`` is unknown (the message lists the known ones),
+            or a size is negative.
+          OSError: ``EBADF`` if closed; the kernel's refusal otherwise (e.g.
+            Linux cannot set ``send_low_watermark``: ``ENOPROTOOPT``;
+            ``v6_only`` on an IPv4 socket).
+        """
+        opt = _options.lookup(_options.SOCKET_OPTIONS, name)
+        encoded = _options.encode(name, opt, value, timeout)
+        self._live().setsockopt(opt.level, opt.name, encoded)
+
+    def get_option(self, name: str) -> bool | int | tuple[bool, int]:
+        """Read a socket option by its Emilua name (see :meth:`set_option`).
+
+        Returns:
+          A ``bool`` or ``int``; for ``linger`` a pair ``(enabled,
+          timeout)``.  Buffer sizes read back what was set (Linux doubles
+          them internally; this halves them again, as Asio does).
+
+        Raises:
+          TypeError: ``name`` is not a ``str``.
+          ValueError: ``name`` is unknown.
+          OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
+        """
+        opt = _options.lookup(_options.SOCKET_OPTIONS, name)
+        return _options.get_option(self._live(), opt)
+
+    # -- properties --------------------------------------------------------
+
+    @property
+    def remote_address(self) -> Address:
+        """The peer's address.
+
+        Raises:
+          OSError: ``EBADF`` if closed, ``ENOTCONN`` if not connected.
+        """
+        sock = self._live()
+        return Address._from_sockaddr(sock.family, sock.getpeername())
+
+    @property
+    def remote_port(self) -> int:
+        """The peer's port.
+
+        Raises:
+          OSError: ``EBADF`` if closed, ``ENOTCONN`` if not connected.
+        """
+        port: int = self._live().getpeername()[1]
+        return port
+
+    @property
+    def at_mark(self) -> bool:
+        """Whether the read pointer is at the urgent-data mark (``SIOCATMARK``).
+
+        Raises:
+          OSError: ``EBADF`` if closed.
+        """
+        return bool(_ioctl_int(self._live(), _SIOCATMARK))
+
+    # -- blocking members --------------------------------------------------
+
+    async def connect(self, address: str | Address, port: int) -> None:
+        """Connect to ``address``:``port``, opening the socket if closed.
+
+        Emilua's semantics, not trio.socket's: if the connect fails or is
+        aborted, the socket stays open (after a ``cancel()`` the kernel
+        carries on with the handshake, so a second ``connect`` reports
+        ``EALREADY``; close and reopen instead).  If the task's own
+        cancellation interrupts it, the socket stays open too.
+
+        Args:
+          address: an ``Address`` or a numeric IP literal.
+          port: ``0`` to ``65535``.
+
+        Raises:
+          TypeError: an argument has the wrong type.
+          ValueError: a bad address or port, or an address of the other
+            family on an open socket.
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task.
+          OSError: the connect failed (``ConnectionRefusedError``, ...).
+        """
+        await checkpoint_if_cancelled()
+        try:
+            addr = address_arg(address)
+            p = port_arg(port)
+            sock = self._sock
+            if sock is None:
+                self.open(addr)
+                sock = self._sock
+                assert sock is not None
+            else:
+                check_family(sock, addr)
+            sock.connect(addr._sockaddr(p))
+        except _EAGAIN:
+            pass
+        except BaseException:
+            await cancel_shielded_checkpoint()
+            raise
+        else:
+            await cancel_shielded_checkpoint()
+            return
+        await self._blocked(
+            self._writers, wait_writable, _connect_result, (sock,), wait_first=True
+        )
+
+    async def read_some(self, buf: Buffer) -> int:
+        """Read at least one byte into ``buf``.
+
+        Args:
+          buf: a writable buffer (``bytearray``, ``memoryview``, ``array``,
+            ...).  An empty one returns 0 at once (still a checkpoint).
+
+        Returns:
+          The number of bytes read, ``>= 1`` (``0`` only for an empty
+          ``buf``).
+
+        Raises:
+          EndOfFile: the peer closed its side and nothing is left; raised
+            again on every later call.
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task; nothing was read.
+          TypeError: ``buf`` is not a writable buffer.
+          OSError: ``EBADF`` if closed; ``ECONNRESET``, ``ENOTCONN``, ...
+        """
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._readers.busy:
+                raise _EAGAIN
+            n = sock.recv_into(buf)
+        except _EAGAIN:
+            assert sock is not None
+            n = await self._blocked(
+                self._readers,
+                wait_readable,
+                sock.recv_into,
+                (buf,),
+                wait_first=not self._readers.busy,
+            )
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if isinstance(exc, TypeError):
+                raise _read_buffer_error(buf) from None
+            raise
+        else:
+            await cancel_shielded_checkpoint()
+        if n:
+            return n
+        if _nbytes(buf) == 0:
+            return 0
+        raise EndOfFile()
+
+    async def write_some(self, data: Buffer) -> int:
+        """Write at least one byte of ``data``.
+
+        Args:
+          data: a bytes-like object.  An empty one returns 0 at once (still
+            a checkpoint).  ``str`` is refused: encode it.
+
+        Returns:
+          The number of bytes written (may be less than ``len(data)``).
+
+        Raises:
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task; nothing was written.
+          TypeError: ``data`` is not bytes-like.
+          OSError: ``EBADF`` if closed; ``EPIPE``, ``ECONNRESET``, ...
+        """
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._writers.busy:
+                raise _EAGAIN
+            n: int = sock.send(data)
+        except _EAGAIN:
+            assert sock is not None
+            return await self._blocked(
+                self._writers,
+                wait_writable,
+                sock.send,
+                (data,),
+                wait_first=not self._writers.busy,
+            )
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if isinstance(exc, TypeError):
+                raise _write_buffer_error(data) from None
+            if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
+                # Emilua (Asio) never issues a syscall for an empty buffer:
+                # 0 even on an unconnected socket, where send() says EPIPE.
+                return 0
+            raise
+        await cancel_shielded_checkpoint()
+        return n
+
+    async def receive(self, buf: Buffer, flags: Iterable[str] | int = ()) -> int:
+        """``read_some`` with message flags (``recv`` flags).
+
+        Args:
+          buf: a writable buffer.
+          flags: names from ``"peek"``, ``"out_of_band"``,
+            ``"do_not_route"``, ``"end_of_record"``, or an ``int`` /
+            :class:`~trio_emtcp.ip.MessageFlag`.
+
+        Returns:
+          The number of bytes read, as :meth:`read_some`.
+
+        Raises:
+          ValueError: an unknown flag name.
+          TypeError: ``flags`` or ``buf`` has the wrong type.
+          EndOfFile, OperationAborted, OSError: as :meth:`read_some`.
+        """
+        f = message_flags_arg(flags)
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._readers.busy:
+                raise _EAGAIN
+            n = sock.recv_into(buf, 0, f)
+        except _EAGAIN:
+            assert sock is not None
+            n = await self._blocked(
+                self._readers,
+                wait_readable,
+                sock.recv_into,
+                (buf, 0, f),
+                wait_first=not self._readers.busy,
+            )
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if isinstance(exc, TypeError):
+                raise _read_buffer_error(buf) from None
+            raise
+        else:
+            await cancel_shielded_checkpoint()
+        if n:
+            return n
+        if _nbytes(buf) == 0:
+            return 0
+        raise EndOfFile()
+
+    async def send(self, data: Buffer, flags: Iterable[str] | int = ()) -> int:
+        """``write_some`` with message flags (``send`` flags).
+
+        Args:
+          data: a bytes-like object.
+          flags: as for :meth:`receive`.
+
+        Returns:
+          The number of bytes written.
+
+        Raises:
+          ValueError: an unknown flag name.
+          TypeError: ``flags`` or ``data`` has the wrong type.
+          OperationAborted, OSError: as :meth:`write_some`.
+        """
+        f = message_flags_arg(flags)
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._writers.busy:
+                raise _EAGAIN
+            n: int = sock.send(data, f)
+        except _EAGAIN:
+            assert sock is not None
+            return await self._blocked(
+                self._writers,
+                wait_writable,
+                sock.send,
+                (data, f),
+                wait_first=not self._writers.busy,
+            )
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if isinstance(exc, TypeError):
+                raise _write_buffer_error(data) from None
+            if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
+                return 0
+            raise
+        await cancel_shielded_checkpoint()
+        return n
+
+    async def wait(self, kind: Literal["read", "write"]) -> None:
+        """Wait until the socket is readable or writable.
+
+        Args:
+          kind: ``"read"`` or ``"write"``.
+
+        Raises:
+          TypeError: ``kind`` is not a ``str``.
+          ValueError: ``kind`` is another string.
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task.
+          OSError: ``EBADF`` if closed.
+        """
+        await checkpoint_if_cancelled()
+        try:
+            waiters = _choice(kind, "kind", {"read": 0, "write": 1})
+        except BaseException:
+            await cancel_shielded_checkpoint()
+            raise
+        if waiters == 0:
+            await self._blocked(self._readers, wait_readable, None, (), wait_first=True)
+        else:
+            await self._blocked(self._writers, wait_writable, None, (), wait_first=True)
+
+    # -- composed operations (used by trio_emtcp.stream) -------------------
+
+    async def _read_at_least(self, buf: Buffer, minimum: int) -> int:
+        """Loop ``recv_into`` until ``minimum`` bytes, under one checkpoint.
+
+        While the kernel has data the loop does not yield; it only waits
+        (through the driver) when a read would block.
+        """
+        mv = memoryview(buf).cast("B")
+        total = 0
+        blocked = False
+        await checkpoint_if_cancelled()
+        try:
+            sock = self._live()
+            readers = self._readers
+            while total < minimum:
+                try:
+                    if readers.busy:
+                        raise _EAGAIN
+                    n = sock.recv_into(mv[total:])
+                except _EAGAIN:
+                    blocked = True
+                    n = await self._blocked(
+                        readers,
+                        wait_readable,
+                        sock.recv_into,
+                        (mv[total:],),
+                        wait_first=not readers.busy,
+                    )
+                if not n:
+                    raise EndOfFile()
+                total += n
+        except BaseException as exc:
+            if not blocked:
+                await cancel_shielded_checkpoint()
+            _set_transferred(exc, total)
+            raise
+        if not blocked:
+            await cancel_shielded_checkpoint()
+        return total
+
+    async def _write_at_least(self, data: Buffer, minimum: int) -> int:
+        """Loop ``send`` until ``minimum`` bytes, under one checkpoint."""
+        mv = memoryview(data).cast("B")
+        total = 0
+        blocked = False
+        await checkpoint_if_cancelled()
+        try:
+            sock = self._live()
+            writers = self._writers
+            while total < minimum:
+                try:
+                    if writers.busy:
+                        raise _EAGAIN
+                    n = sock.send(mv[total:])
+                except _EAGAIN:
+                    blocked = True
+                    n = await self._blocked(
+                        writers,
+                        wait_writable,
+                        sock.send,
+                        (mv[total:],),
+                        wait_first=not writers.busy,
+                    )
+                total += n
+        except BaseException as exc:
+            if not blocked:
+                await cancel_shielded_checkpoint()
+            _set_transferred(exc, total)
+            raise
+        if not blocked:
+            await cancel_shielded_checkpoint()
+        return total
+
+    async def _write_all_vectored(self, buffers: Sequence[memoryview]) -> int:
+        """Write every buffer with ``sendmsg`` (vectored I/O)."""
+        pending = [b for b in buffers if b.nbytes]
+        size = sum(b.nbytes for b in pending)
+        total = 0
+        blocked = False
+        await checkpoint_if_cancelled()
+        try:
+            sock = self._live()
+            writers = self._writers
+            while pending:
+                try:
+                    if writers.busy:
+                        raise _EAGAIN
+                    n = sock.sendmsg(pending[:_IOV_MAX])
+                except _EAGAIN:
+                    blocked = True
+                    n = await self._blocked(
+                        writers,
+                        wait_writable,
+                        sock.sendmsg,
+                        (pending[:_IOV_MAX],),
+                        wait_first=not writers.busy,
+                    )
+                total += n
+                # Drop what went out; keep the tail of a partial buffer.
+                while n and pending:
+                    head = pending[0]
+                    if n >= head.nbytes:
+                        n -= head.nbytes
+                        del pending[0]
+                    else:
+                        pending[0] = head[n:]
+                        n = 0
+        except BaseException as exc:
+            if not blocked:
+                await cancel_shielded_checkpoint()
+            _set_transferred(exc, total)
+            raise
+        if not blocked:
+            await cancel_shielded_checkpoint()
+        assert total == size
+        return total
+
+
+# Linux's UIO_MAXIOV; sendmsg refuses more buffers than this in one call.
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+
+
+def _set_transferred(exc: BaseException, total: int) -> None:
+    # Any exception escaping a composed operation says how far it got
+    # (trio#889: otherwise a cancelled write leaves the stream state
+    # unknown).  trio.Cancelled and OSError both take new attributes.
+    with contextlib.suppress(AttributeError):  # exceptions with __slots__
+        exc.bytes_transferred = total  # type: ignore[attr-defined]
+
+
+def _choice(value: object, name: str, table: dict[str, Any]) -> Any:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
+    try:
+        return table[value]
+    except KeyError:
+        known = ", ".join(repr(k) for k in table)
+        raise ValueError(f"{name}: expected one of {known}, got {value!r}") from None
+
+
+def _ioctl_int(sock: _stdlib_socket.socket, request: int) -> int:
+    out = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), request, out, True)
+    return out[0]
+
+
+if sys.platform == "win32":  # pragma: no cover
+    raise ImportError("trio_emtcp needs a POSIX system")

@@ -1,0 +1,229 @@
+"""Composed operations over ``read_some``/``write_some`` (Emilua's ``stream``).
+
+They work on any object with ``read_some``/``write_some`` (duck typing).
+On a :class:`~trio_emtcp.ip.tcp.Socket` they run the socket's own loop,
+which does not yield between syscalls while the kernel keeps up: a large
+``write_all`` costs one checkpoint, not one per ``send()``.
+
+A composed operation must not interleave with another operation in the same
+direction on the same stream (its bytes could be split around the other's);
+nothing enforces this, as in Emilua.
+
+Whatever exception ends one of them midway (``OperationAborted``,
+``EndOfFile``, a connection error, or ``trio.Cancelled``) carries
+``bytes_transferred``: the count already moved.  This answers trio#889's
+"how much was written before the cancel?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ._driver import checkpoint
+from ._errors import EndOfFile
+from ._socket import Socket, _set_transferred
+from ._util import Buffer
+
+__all__ = [
+    "ReadStream",
+    "WriteStream",
+    "read_all",
+    "read_at_least",
+    "write_all",
+    "write_at_least",
+]
+
+
+class ReadStream(Protocol):
+    """Anything with an Emilua-style ``read_some``."""
+
+    async def read_some(self, buf: Buffer, /) -> int:
+        """Read at least one byte into ``buf``; return the count."""
+        ...
+
+
+class WriteStream(Protocol):
+    """Anything with an Emilua-style ``write_some``."""
+
+    async def write_some(self, data: Buffer, /) -> int:
+        """Write at least one byte of ``data``; return the count."""
+        ...
+
+
+def _bytes_view(data: object, name: str) -> memoryview:
+    if isinstance(data, str):
+        raise TypeError(
+            f"{name}: expected a bytes-like object, got str; encode it first"
+        )
+    try:
+        return memoryview(data).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a bytes-like object, got {type(data).__name__}"
+        ) from None
+
+
+def _writable_view(buf: object) -> memoryview:
+    try:
+        mv = memoryview(buf).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        mv = None
+    if mv is None or mv.readonly:
+        raise TypeError(
+            "buf: expected a writable buffer (bytearray, memoryview, array, ...), "
+            f"got {type(buf).__name__}"
+        )
+    return mv
+
+
+def _minimum_arg(minimum: object, size: int) -> int:
+    if isinstance(minimum, bool) or not isinstance(minimum, int):
+        raise TypeError(f"minimum: expected an int, got {type(minimum).__name__}")
+    if minimum < 0:
+        raise ValueError(f"minimum: must be >= 0, got {minimum}")
+    # Emilua clamps to the buffer's size: asking for more than fits means
+    # "fill it".
+    return min(minimum, size)
+
+
+async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int:
+    """Write all of ``data``.
+
+    Args:
+      stream: a :class:`~trio_emtcp.ip.tcp.Socket` or any object with
+        ``write_some``.
+      data: a bytes-like object, or a sequence (list/tuple) of them, which
+        a Socket writes with vectored I/O (``sendmsg``).
+
+    Returns:
+      The number of bytes written: the total length of ``data``.
+
+    Raises:
+      TypeError: ``data`` is not bytes-like (``str`` must be encoded).
+      OperationAborted: ``close()``/``cancel()`` from another task, with
+        ``bytes_transferred`` set.
+      OSError: a write failed, with ``bytes_transferred`` set.
+      trio.Cancelled: the task was cancelled; ``bytes_transferred`` set.
+    """
+    if isinstance(data, (list, tuple)):
+        views = [_bytes_view(item, "data") for item in data]
+        if type(stream) is Socket:
+            return await stream._write_all_vectored(views)
+        return await _generic_write_views(stream, views)
+    mv = _bytes_view(data, "data")
+    if type(stream) is Socket:
+        return await stream._write_at_least(mv, mv.nbytes)
+    return await _generic_write(stream, mv, mv.nbytes)
+
+
+async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int:
+    """Write at least ``minimum`` bytes of ``data`` (clamped to its size).
+
+    Returns:
+      The number of bytes written: at least ``minimum``, at most
+      ``len(data)``.  ``minimum`` 0 returns 0 without writing.
+
+    Raises:
+      TypeError: ``data`` is not bytes-like or ``minimum`` not an int.
+      ValueError: ``minimum`` is negative.
+      OperationAborted, OSError, trio.Cancelled: as :func:`write_all`,
+        with ``bytes_transferred`` set.
+    """
+    mv = _bytes_view(data, "data")
+    need = _minimum_arg(minimum, mv.nbytes)
+    if type(stream) is Socket:
+        return await stream._write_at_least(mv, need)
+    return await _generic_write(stream, mv, need)
+
+
+async def read_all(stream: ReadStream, buf: Buffer) -> int:
+    """Fill ``buf`` completely.
+
+    Returns:
+      ``len(buf)`` in bytes.
+
+    Raises:
+      TypeError: ``buf`` is not a writable buffer.
+      EndOfFile: the stream ended first; ``bytes_transferred`` says how
+        much of ``buf`` was filled.
+      OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
+    """
+    mv = _writable_view(buf)
+    if type(stream) is Socket:
+        return await stream._read_at_least(mv, mv.nbytes)
+    return await _generic_read(stream, mv, mv.nbytes)
+
+
+async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
+    """Read at least ``minimum`` bytes into ``buf`` (clamped to its size).
+
+    Returns:
+      The number of bytes read; it may exceed ``minimum`` (whatever the
+      last read brought, up to ``len(buf)``).  ``minimum`` 0 returns 0
+      without reading.
+
+    Raises:
+      TypeError: ``buf`` is not a writable buffer or ``minimum`` not an int.
+      ValueError: ``minimum`` is negative.
+      EndOfFile, OperationAborted, OSError, trio.Cancelled: as
+        :func:`read_all`.
+    """
+    mv = _writable_view(buf)
+    need = _minimum_arg(minimum, mv.nbytes)
+    if type(stream) is Socket:
+        return await stream._read_at_least(mv, need)
+    return await _generic_read(stream, mv, need)
+
+
+# -- the duck-typed loops ---------------------------------------------------
+
+
+async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> int:
+    total = 0
+    if minimum == 0:
+        await checkpoint()
+        return 0
+    try:
+        while total < minimum:
+            total += await stream.write_some(mv[total:])
+    except BaseException as exc:
+        _set_transferred(exc, total)
+        raise
+    return total
+
+
+async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> int:
+    total = 0
+    if not any(v.nbytes for v in views):
+        await checkpoint()
+        return 0
+    try:
+        for view in views:
+            done = 0
+            while done < view.nbytes:
+                n = await stream.write_some(view[done:])
+                done += n
+                total += n
+    except BaseException as exc:
+        _set_transferred(exc, total)
+        raise
+    return total
+
+
+async def _generic_read(stream: ReadStream, mv: memoryview, minimum: int) -> int:
+    total = 0
+    if minimum == 0:
+        await checkpoint()
+        return 0
+    try:
+        while total < minimum:
+            n = await stream.read_some(mv[total:])
+            if not n:
+                # A stream that signals EOF with 0, as a file would.
+                raise EndOfFile()
+            total += n
+    except BaseException as exc:
+        _set_transferred(exc, total)
+        raise
+    return total

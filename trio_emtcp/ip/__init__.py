@@ -1,0 +1,12 @@
+"""Internet protocol: Emilua's ``ip`` module (addresses, endpoints, flags)."""
+
+from .._address import Address as Address
+from .._endpoint import toendpoint as toendpoint
+from .._endpoint import tostring as tostring
+from .._flags import AddressInfoFlag as AddressInfoFlag
+from .._flags import MessageFlag as MessageFlag
+from .._util import fixup_module_metadata
+from . import tcp as tcp
+
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata

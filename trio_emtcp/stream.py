@@ -1,0 +1,16 @@
+"""Composed stream operations, as Emilua's ``stream`` module.
+
+:func:`write_all`, :func:`write_at_least`, :func:`read_all` and
+:func:`read_at_least` work on any object with ``read_some``/``write_some``.
+"""
+
+from ._stream import ReadStream as ReadStream
+from ._stream import WriteStream as WriteStream
+from ._stream import read_all as read_all
+from ._stream import read_at_least as read_at_least
+from ._stream import write_all as write_all
+from ._stream import write_at_least as write_at_least
+from ._util import fixup_module_metadata
+
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata
