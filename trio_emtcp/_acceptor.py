@@ -16,6 +16,7 @@ from ._driver import (
 )
 from ._errors import closed_error
 from ._socket import Socket
+from ._trio_stream import TrioListenerMixin
 
 __all__ = ["Acceptor"]
 
@@ -32,7 +33,7 @@ _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 
 
 @final
-class Acceptor(SocketBase):
+class Acceptor(SocketBase, TrioListenerMixin):
     """A listening TCP socket, as Emilua's ``ip.tcp.acceptor``.
 
     ``open``, ``bind``, :meth:`listen`, then ``await accept()`` for each

@@ -23,6 +23,7 @@ from ._driver import (
 )
 from ._errors import EndOfFile, closed_error
 from ._flags import message_flags_arg
+from ._trio_stream import TrioStreamMixin
 from ._util import Buffer
 
 __all__ = ["Socket"]
@@ -82,7 +83,7 @@ def _disconnect(fd: int) -> None:
 
 
 @final
-class Socket(SocketBase):
+class Socket(SocketBase, TrioStreamMixin):
     """A TCP socket, as Emilua's ``ip.tcp.socket``.
 
     A new socket is closed; :meth:`open`, :meth:`connect` (which opens it
@@ -102,7 +103,15 @@ class Socket(SocketBase):
     manager to close it on exit.
     """
 
-    __slots__ = ()
+    # State of the Trio stream methods (see _trio_stream.py): conflict
+    # flags for send_all/receive_some and whether send_eof ran.
+    __slots__ = ("_trio_eof_sent", "_trio_receiving", "_trio_sending")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trio_receiving = False
+        self._trio_sending = False
+        self._trio_eof_sent = False
 
     @classmethod
     def _from_stdlib(cls, sock: _stdlib_socket.socket) -> Socket:
