@@ -12,7 +12,7 @@ import termios
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, final
 
-from . import _options
+from . import _options, _sendfile, _urgent
 from ._address import Address, address_arg, port_arg
 from ._base import SocketBase, check_family
 from ._driver import (
@@ -39,6 +39,7 @@ _SHUTDOWN = {
 }
 
 _EAGAIN = BlockingIOError
+_MSG_OOB = _stdlib_socket.MSG_OOB
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 
 
@@ -399,6 +400,9 @@ class Socket(SocketBase, TrioStreamMixin):
           EndOfFile, OperationAborted, OSError: as :meth:`read_some`.
         """
         f = message_flags_arg(flags)
+        if f & _MSG_OOB:
+            # Urgent data is not "readable" data: it has its own wait.
+            return await _urgent.receive_urgent(self, buf, f)
         await checkpoint_if_cancelled()
         sock = self._sock
         try:
@@ -472,11 +476,12 @@ class Socket(SocketBase, TrioStreamMixin):
         await cancel_shielded_checkpoint()
         return n
 
-    async def wait(self, kind: Literal["read", "write"]) -> None:
-        """Wait until the socket is readable or writable.
+    async def wait(self, kind: Literal["read", "write", "error"]) -> None:
+        """Wait until the socket is readable, writable, or has an error.
 
         Args:
-          kind: ``"read"`` or ``"write"``.
+          kind: ``"read"``, ``"write"``, or ``"error"`` (an exceptional
+            condition: urgent data or a pending socket error).
 
         Raises:
           TypeError: ``kind`` is not a ``str``.
@@ -487,14 +492,33 @@ class Socket(SocketBase, TrioStreamMixin):
         """
         await checkpoint_if_cancelled()
         try:
-            waiters = _choice(kind, "kind", {"read": 0, "write": 1})
+            waiters = _choice(kind, "kind", {"read": 0, "write": 1, "error": 2})
         except BaseException:
             await cancel_shielded_checkpoint()
             raise
-        if waiters == 0:
+        if waiters == 2:
+            await _urgent.wait_error(self)
+        elif waiters == 0:
             await self._blocked(self._readers, wait_readable, None, (), wait_first=True)
         else:
             await self._blocked(self._writers, wait_writable, None, (), wait_first=True)
+
+    async def send_file(
+        self,
+        file: Any,
+        offset: int,
+        size_in_bytes: int,
+        head: Buffer | None = None,
+        tail: Buffer | None = None,
+        n_number_of_bytes_per_send: int | None = None,
+    ) -> int:
+        """Send part of a file, zero-copy where the system can.
+
+        See :mod:`trio_emtcp._sendfile` for the details.
+        """
+        return await _sendfile.send_file(
+            self, file, offset, size_in_bytes, head, tail, n_number_of_bytes_per_send
+        )
 
     # -- composed operations (used by trio_emtcp.stream) -------------------
 
