@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import fcntl
 import os
 import socket as _stdlib_socket
@@ -276,8 +277,12 @@ class Socket(SocketBase, TrioStreamMixin):
             else:
                 check_family(sock, addr)
             sock.connect(addr._sockaddr(p))
-        except _EAGAIN:
-            pass
+        except _EAGAIN as exc:
+            if exc.errno != errno.EINPROGRESS:
+                # EALREADY is a BlockingIOError too: a connect is already
+                # under way (e.g. after cancel()); report it, as Emilua does.
+                await cancel_shielded_checkpoint()
+                raise
         except BaseException:
             await cancel_shielded_checkpoint()
             raise

@@ -1,0 +1,963 @@
+"""Tests for ip.tcp.Socket (trio_emtcp/_socket.py, _base.py)."""
+
+from __future__ import annotations
+
+import array
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import assert_checkpoints, wait_all_tasks_blocked
+
+import trio_emtcp
+from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted, socket_pair
+from trio_emtcp.ip import Address
+from trio_emtcp.ip.tcp import Acceptor, Socket
+
+from .helpers import blocking_pair, fill_send_buffer, no_fd_leak
+
+LOOPBACK = Address.loopback_v4()
+
+
+def _ebadf(exc_info: pytest.ExceptionInfo[OSError]) -> None:
+    assert exc_info.value.errno == errno.EBADF
+
+
+async def _listening() -> Acceptor:
+    acceptor = Acceptor()
+    acceptor.open("v4")
+    acceptor.bind(LOOPBACK, 0)
+    acceptor.listen()
+    return acceptor
+
+
+# -- life cycle ---------------------------------------------------------------
+
+
+async def test_Socket_new_is_closed() -> None:
+    sock = Socket()
+    assert not sock.is_open
+    assert repr(sock) == "<trio_emtcp.ip.tcp.Socket closed>"
+
+
+@pytest.mark.parametrize(
+    ("family", "af"),
+    [
+        ("v4", socket.AF_INET),
+        ("v6", socket.AF_INET6),
+        (Address("::1"), socket.AF_INET6),
+    ],
+)
+async def test_Socket_open_families(family: Any, af: int) -> None:
+    async with Socket() as sock:
+        sock.open(family)
+        assert sock.is_open
+        assert sock.trio_socket.family == af
+        assert repr(sock).startswith("<trio_emtcp.ip.tcp.Socket fd=")
+
+
+async def test_Socket_open_twice_raises_already_open() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        with pytest.raises(AlreadyOpenError, match=r"^already open$"):
+            sock.open("v4")
+        assert isinstance(AlreadyOpenError("x"), OSError)
+
+
+@pytest.mark.parametrize(
+    ("family", "exc", "pattern"),
+    [
+        ("v5", ValueError, r"^family: "),
+        (4, TypeError, r"^family: "),
+        (None, TypeError, r"^family: "),
+    ],
+)
+async def test_Socket_open_bad_family(
+    family: Any, exc: type[Exception], pattern: str
+) -> None:
+    sock = Socket()
+    with pytest.raises(exc, match=pattern):
+        sock.open(family)
+    assert not sock.is_open
+
+
+async def test_Socket_close_is_idempotent_and_async_with_closes() -> None:
+    sock = Socket()
+    sock.close()
+    async with sock:
+        sock.open("v4")
+    assert not sock.is_open
+    sock.close()
+    with assert_checkpoints():
+        await sock.aclose()
+
+
+async def test_Socket_closed_members_raise_ebadf() -> None:
+    sock = Socket()
+    plain: list[Callable[[], object]] = [
+        sock.cancel,
+        sock.release,
+        lambda: sock.bind(LOOPBACK, 0),
+        lambda: sock.shutdown("both"),
+        sock.disconnect,
+        lambda: sock.io_control("bytes_readable"),
+        lambda: sock.set_option("keep_alive", True),
+        lambda: sock.get_option("keep_alive"),
+        lambda: sock.local_address,
+        lambda: sock.local_port,
+        lambda: sock.remote_address,
+        lambda: sock.remote_port,
+        lambda: sock.at_mark,
+        lambda: sock.trio_socket,
+    ]
+    for call in plain:
+        with pytest.raises(OSError) as exc_info:
+            call()
+        _ebadf(exc_info)
+    blocking: list[Callable[[], Awaitable[object]]] = [
+        lambda: sock.read_some(bytearray(1)),
+        lambda: sock.read_some(bytearray(0)),
+        lambda: sock.write_some(b"x"),
+        lambda: sock.write_some(b""),
+        lambda: sock.receive(bytearray(1)),
+        lambda: sock.send(b"x"),
+        lambda: sock.wait("read"),
+        lambda: sock.wait("write"),
+    ]
+    for acall in blocking:
+        with assert_checkpoints(), pytest.raises(OSError) as exc_info:
+            await acall()
+        _ebadf(exc_info)
+
+
+async def test_Socket_assign_release_round_trip(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    port = a.local_port
+    fd = a.release()
+    assert not a.is_open
+    c = Socket()
+    c.assign("v4", fd)
+    async with c:
+        assert c.local_port == port
+        await c.write_some(b"hi")
+        buf = bytearray(2)
+        assert await b.read_some(buf) == 2
+        assert buf == b"hi"
+
+
+async def test_Socket_assign_errors_leave_fd_untouched() -> None:
+    raw = socket.socket(socket.AF_INET)
+    with raw:
+        fd = raw.fileno()
+        with pytest.raises(ValueError, match=r"^fd: \d+ is not an IPv6 socket$"):
+            Socket().assign("v6", fd)
+        with pytest.raises(TypeError, match=r"^fd: expected an int"):
+            Socket().assign("v4", raw)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^fd: expected an int"):
+            Socket().assign("v4", True)
+        with pytest.raises(ValueError, match=r"^fd: must be >= 0, got -1$"):
+            Socket().assign("v4", -1)
+        async with Socket() as already:
+            already.open("v4")
+            with pytest.raises(AlreadyOpenError):
+                already.assign("v4", fd)
+        assert raw.fileno() == fd
+        raw.getsockname()  # still ours and open
+
+
+async def test_Socket_assign_rejects_non_sockets_and_udp() -> None:
+    import os
+
+    r, w = os.pipe()
+    try:
+        with pytest.raises(
+            OSError, match=r"^\[Errno \d+\] fd: \d+ is not an open socket"
+        ) as e:
+            Socket().assign("v4", r)
+        assert e.value.errno == errno.ENOTSOCK
+    finally:
+        os.close(r)
+        os.close(w)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with pytest.raises(
+            ValueError, match=r"^fd: \d+ is not a stream \(TCP\) socket$"
+        ):
+            Socket().assign("v4", udp.fileno())
+        udp.getsockname()
+
+
+# -- bind, properties, options -----------------------------------------------
+
+
+async def test_Socket_bind_and_local_address() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        assert str(sock.local_address) == "0.0.0.0"
+        assert sock.local_port == 0
+        sock.bind("127.0.0.1", 0)
+        assert sock.local_address == LOOPBACK
+        assert sock.local_port > 0
+        with pytest.raises(OSError) as exc_info:
+            _ = sock.remote_address
+        assert exc_info.value.errno == errno.ENOTCONN
+        with pytest.raises(OSError) as exc_info:
+            _ = sock.remote_port
+        assert exc_info.value.errno == errno.ENOTCONN
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "exc", "pattern"),
+    [
+        ("localhost", 0, ValueError, r"^address: 'localhost' is not a numeric IP"),
+        (1234, 0, TypeError, r"^address: "),
+        ("127.0.0.1", 65536, ValueError, r"^port: must be in 0\.\.65535, got 65536$"),
+        ("127.0.0.1", -1, ValueError, r"^port: "),
+        ("127.0.0.1", "80", TypeError, r"^port: "),
+        ("127.0.0.1", True, TypeError, r"^port: "),
+        ("::1", 0, ValueError, r"^address: ::1 is not an IPv4 address"),
+    ],
+)
+async def test_Socket_bind_bad_arguments(
+    address: Any, port: Any, exc: type[Exception], pattern: str
+) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        with pytest.raises(exc, match=pattern):
+            sock.bind(address, port)
+
+
+async def test_Socket_bind_in_use() -> None:
+    with no_fd_leak():
+        async with Socket() as a, Socket() as b:
+            a.open("v4")
+            a.bind(LOOPBACK, 0)
+            a.trio_socket.listen(1)
+            b.open("v4")
+            with pytest.raises(OSError) as exc_info:
+                b.bind(LOOPBACK, a.local_port)
+            assert exc_info.value.errno == errno.EADDRINUSE
+
+
+async def test_Socket_remote_endpoint(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    assert a.remote_address == LOOPBACK
+    assert a.remote_port == b.local_port
+    assert b.remote_port == a.local_port
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("tcp_no_delay", True),
+        ("tcp_no_delay", False),
+        ("keep_alive", True),
+        ("out_of_band_inline", True),
+        ("do_not_route", True),
+        ("receive_low_watermark", 10),
+        ("send_buffer_size", 8192),
+        ("receive_buffer_size", 16384),
+    ],
+)
+async def test_Socket_option_round_trip(name: str, value: object) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        sock.set_option(name, value)  # type: ignore[arg-type]
+        assert sock.get_option(name) == value
+
+
+async def test_Socket_option_defaults_follow_emilua() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        assert sock.get_option("tcp_no_delay") is False
+        assert sock.get_option("linger") == (False, 0)
+        assert sock.get_option("send_low_watermark") == 1
+
+
+async def test_Socket_linger_is_a_pair() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        sock.set_option("linger", True, 5)
+        assert sock.get_option("linger") == (True, 5)
+        with pytest.raises(TypeError, match=r"^timeout: linger needs a timeout"):
+            sock.set_option("linger", True)
+        with pytest.raises(TypeError, match=r"^timeout: only the linger option"):
+            sock.set_option("keep_alive", True, 3)
+
+
+async def test_Socket_v6_only() -> None:
+    async with Socket() as v6, Socket() as v4:
+        v6.open("v6")
+        v6.set_option("v6_only", True)
+        assert v6.get_option("v6_only") is True
+        v4.open("v4")
+        with pytest.raises(OSError):
+            v4.set_option("v6_only", True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "exc", "pattern"),
+    [
+        (
+            "no_such",
+            True,
+            ValueError,
+            r"^name: unknown option 'no_such'; known options: ",
+        ),
+        ("reuse_address", True, ValueError, r"^name: unknown option 'reuse_address'"),
+        (3, True, TypeError, r"^name: expected an option name \(str\), got int$"),
+        ("keep_alive", 1, TypeError, r"^value: keep_alive expects a bool, got int$"),
+        ("send_buffer_size", True, TypeError, r"^value: expected an int, got bool$"),
+        ("send_buffer_size", "8k", TypeError, r"^value: expected an int, got str$"),
+        ("send_buffer_size", -1, ValueError, r"^value: must be >= 0, got -1$"),
+        ("linger", 1, TypeError, r"^value: linger expects a bool, got int$"),
+    ],
+)
+async def test_Socket_set_option_bad_arguments(
+    name: Any, value: Any, exc: type[Exception], pattern: str
+) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        with pytest.raises(exc, match=pattern):
+            sock.set_option(name, value)
+
+
+async def test_Socket_send_low_watermark_refused_on_linux() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        with pytest.raises(OSError) as exc_info:
+            sock.set_option("send_low_watermark", 10)
+        assert exc_info.value.errno == errno.ENOPROTOOPT
+
+
+async def test_Socket_io_control_and_at_mark(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    assert b.io_control("bytes_readable") == 0
+    await a.write_some(b"abc")
+    await b.wait("read")
+    assert b.io_control("bytes_readable") == 3
+    assert b.at_mark is False
+    with pytest.raises(
+        ValueError, match=r"^command: expected one of 'bytes_readable', got 'x'$"
+    ):
+        b.io_control("x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^command: expected a str, got int$"):
+        b.io_control(1)  # type: ignore[arg-type]
+
+
+async def test_Socket_shutdown(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    with pytest.raises(
+        ValueError,
+        match=r"^what: expected one of 'receive', 'send', 'both', got 'sideways'$",
+    ):
+        a.shutdown("sideways")  # type: ignore[arg-type]
+    a.shutdown("send")
+    with pytest.raises(EndOfFile):
+        await b.read_some(bytearray(4))
+    with pytest.raises(BrokenPipeError):
+        await a.write_some(b"x")
+    # The other direction still works after a half-close.
+    await b.write_some(b"back")
+    buf = bytearray(4)
+    assert await a.read_some(buf) == 4
+
+
+async def test_Socket_shutdown_unconnected() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        with pytest.raises(OSError) as exc_info:
+            sock.shutdown("both")
+        assert exc_info.value.errno == errno.ENOTCONN
+
+
+async def test_Socket_disconnect_then_connect_again() -> None:
+    async with await _listening() as acceptor, Socket() as sock:
+        await sock.connect(LOOPBACK, acceptor.local_port)
+        (await acceptor.accept()).close()
+        sock.disconnect()
+        with pytest.raises(OSError) as exc_info:
+            _ = sock.remote_port
+        assert exc_info.value.errno == errno.ENOTCONN
+        await sock.connect(LOOPBACK, acceptor.local_port)
+        async with await acceptor.accept() as peer:
+            assert peer.remote_port == sock.local_port
+
+
+# -- connect ------------------------------------------------------------------
+
+
+async def test_Socket_connect_opens_and_accepts_strings() -> None:
+    async with await _listening() as acceptor, Socket() as sock:
+        with assert_checkpoints():
+            await sock.connect("127.0.0.1", acceptor.local_port)
+        assert sock.is_open
+        async with await acceptor.accept() as peer:
+            assert peer.remote_port == sock.local_port
+
+
+async def test_Socket_connect_refused_leaves_socket_open() -> None:
+    async with await _listening() as acceptor:
+        port = acceptor.local_port
+    async with Socket() as sock:
+        with assert_checkpoints(), pytest.raises(ConnectionRefusedError):
+            await sock.connect(LOOPBACK, port)
+        assert sock.is_open
+
+
+async def test_Socket_connect_bad_arguments_checkpoint() -> None:
+    sock = Socket()
+    with assert_checkpoints(), pytest.raises(ValueError, match=r"^port: "):
+        await sock.connect(LOOPBACK, 70000)
+    with assert_checkpoints(), pytest.raises(TypeError, match=r"^address: "):
+        await sock.connect(None, 80)  # type: ignore[arg-type]
+    assert not sock.is_open
+    async with Socket() as v6:
+        v6.open("v6")
+        with pytest.raises(ValueError, match=r"^address: 127\.0\.0\.1 is not an IPv6"):
+            await v6.connect(LOOPBACK, 80)
+
+
+async def _blocked_connect(
+    abort: Callable[[Socket], object],
+    after: Callable[[Socket, int], Awaitable[None]] | None = None,
+) -> tuple[Socket, BaseException | None]:
+    """A connect that cannot finish: the listener's backlog is full."""
+    async with Socket() as listener:
+        listener.open("v4")
+        listener.bind(LOOPBACK, 0)
+        listener.trio_socket.listen(0)
+        port = listener.local_port
+        fillers = []
+        try:
+            # With backlog 0 Linux still queues one connection; once the
+            # queue is full, SYNs are dropped and connect stays pending.
+            for _ in range(4):
+                s = socket.socket()
+                s.setblocking(False)
+                fillers.append(s)
+                s.connect_ex(("127.0.0.1", port))
+            sock = Socket()
+            caught: list[BaseException] = []
+
+            async def connector() -> None:
+                try:
+                    await sock.connect(LOOPBACK, port)
+                except BaseException as exc:
+                    caught.append(exc)
+                    if isinstance(exc, trio.Cancelled):
+                        raise
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(connector)
+                await wait_all_tasks_blocked()
+                assert not caught, caught
+                abort(sock)
+            if after is not None:
+                await after(sock, port)
+            return sock, (caught[0] if caught else None)
+        finally:
+            for s in fillers:
+                s.close()
+
+
+async def test_Socket_connect_aborted_by_cancel_stays_open() -> None:
+    async def retry(sock: Socket, port: int) -> None:
+        assert sock.is_open
+        # The kernel carries on with the handshake, as Emilua documents.
+        with pytest.raises(OSError) as exc_info:
+            await sock.connect(LOOPBACK, port)
+        assert exc_info.value.errno == errno.EALREADY
+
+    sock, exc = await _blocked_connect(lambda s: s.cancel(), retry)
+    async with sock:
+        assert isinstance(exc, OperationAborted)
+        assert exc.errno == errno.ECANCELED
+
+
+async def test_Socket_connect_aborted_by_close() -> None:
+    sock, exc = await _blocked_connect(lambda s: s.close())
+    assert isinstance(exc, OperationAborted)
+    assert not sock.is_open
+
+
+# -- read_some / write_some ---------------------------------------------------
+
+
+async def test_Socket_read_write_and_checkpoints(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    with assert_checkpoints():
+        assert await a.write_some(b"hello") == 5
+    buf = bytearray(3)
+    with assert_checkpoints():
+        assert await b.read_some(buf) == 3
+    assert buf == b"hel"
+    with assert_checkpoints():
+        assert await b.read_some(buf) == 2
+    assert buf[:2] == b"lo"
+
+
+async def test_Socket_read_some_accepts_buffer_types(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    await a.write_some(memoryview(b"abcdefgh"))
+    arr = array.array("B", bytes(4))
+    assert await b.read_some(arr) == 4
+    assert arr.tobytes() == b"abcd"
+    big = bytearray(8)
+    assert await b.read_some(memoryview(big)[2:]) == 4
+    assert big[2:6] == b"efgh"
+
+
+async def test_Socket_empty_buffers_return_zero(pair: tuple[Socket, Socket]) -> None:
+    a, _b = pair
+    with assert_checkpoints():
+        assert await a.read_some(bytearray()) == 0
+    with assert_checkpoints():
+        assert await a.write_some(b"") == 0
+    assert await a.receive(bytearray()) == 0
+    assert await a.send(b"") == 0
+
+
+async def test_Socket_empty_write_on_unconnected_socket_is_zero() -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        assert await sock.write_some(b"") == 0
+        assert await sock.read_some(bytearray()) == 0
+        with pytest.raises(BrokenPipeError):
+            await sock.write_some(b"x")
+        with pytest.raises(OSError) as exc_info:
+            await sock.read_some(bytearray(1))
+        assert exc_info.value.errno == errno.ENOTCONN
+
+
+async def test_Socket_bad_buffers(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    with (
+        assert_checkpoints(),
+        pytest.raises(
+            TypeError,
+            match=r"^data: expected a bytes-like object, got str; encode it first$",
+        ),
+    ):
+        await a.write_some("text")  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^data: expected a bytes-like object, got int$"
+    ):
+        await a.write_some(5)  # type: ignore[arg-type]
+    with (
+        assert_checkpoints(),
+        pytest.raises(
+            TypeError, match=r"^buf: expected a writable buffer .* got bytes$"
+        ),
+    ):
+        await b.read_some(b"readonly")
+    with pytest.raises(
+        TypeError, match=r"^buf: expected a writable buffer .* got str$"
+    ):
+        await b.read_some("x")  # type: ignore[arg-type]
+
+
+async def test_Socket_eof_is_raised_every_time(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    await a.write_some(b"hello")
+    a.shutdown("send")
+    buf = bytearray(3)
+    assert await b.read_some(buf) == 3
+    assert await b.read_some(buf) == 2
+    for _ in range(3):
+        with assert_checkpoints(), pytest.raises(EndOfFile, match=r"^end of file$"):
+            await b.read_some(buf)
+    assert await b.read_some(bytearray()) == 0
+    assert isinstance(EndOfFile(), EOFError)
+
+
+async def test_Socket_eof_wakes_a_blocked_reader(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    async with trio.open_nursery() as nursery:
+
+        async def reader() -> None:
+            with pytest.raises(EndOfFile):
+                await b.read_some(bytearray(8))
+
+        nursery.start_soon(reader)
+        await wait_all_tasks_blocked()
+        a.close()
+
+
+async def test_Socket_peer_reset() -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        a.set_option("linger", True, 0)
+        a.close()
+        with pytest.raises(ConnectionResetError):
+            await b.read_some(bytearray(8))
+
+
+async def test_Socket_write_after_peer_close_breaks() -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        b.close()
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):  # noqa: PT012
+            for _ in range(100):
+                await a.write_some(b"x" * 1024)
+                await trio.lowlevel.checkpoint()
+
+
+async def test_Socket_with_blocking_stdlib_peer() -> None:
+    client, server = blocking_pair()
+    with client:
+        sock = Socket()
+        sock.assign("v4", server.detach())
+        async with sock:
+            payload = bytes(range(256)) * 4096  # 1 MiB
+
+            def peer() -> bytes:
+                client.sendall(payload)
+                client.shutdown(socket.SHUT_WR)
+                got = bytearray()
+                while chunk := client.recv(65536):
+                    got += chunk
+                return bytes(got)
+
+            async with trio.open_nursery() as nursery:
+                result: list[bytes] = []
+
+                async def run_peer() -> None:
+                    result.append(await trio.to_thread.run_sync(peer))
+
+                nursery.start_soon(run_peer)
+                buf = bytearray(65536)
+                received = bytearray()
+                while True:
+                    try:
+                        n = await sock.read_some(buf)
+                    except EndOfFile:
+                        break
+                    received += buf[:n]
+                    await trio_emtcp.stream.write_all(sock, buf[:n])
+                sock.shutdown("send")
+            assert received == payload
+            assert result == [payload]
+
+
+# -- close / cancel / release from another task ------------------------------
+
+ABORTS: dict[str, Callable[[Socket], object]] = {
+    "close": lambda s: s.close(),
+    "cancel": lambda s: s.cancel(),
+    "release": lambda s: __import__("os").close(s.release()),
+}
+
+
+async def _abort_while_blocked(
+    sock: Socket, op: Callable[[], Awaitable[object]], abort: Callable[[Socket], object]
+) -> BaseException:
+    caught: list[BaseException] = []
+
+    async def runner() -> None:
+        try:
+            await op()
+        except OperationAborted as exc:
+            caught.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(runner)
+        await wait_all_tasks_blocked()
+        assert not caught
+        abort(sock)
+    assert len(caught) == 1
+    return caught[0]
+
+
+@pytest.mark.parametrize("how", list(ABORTS))
+async def test_Socket_read_some_aborted(how: str) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        exc = await _abort_while_blocked(
+            b, lambda: b.read_some(bytearray(8)), ABORTS[how]
+        )
+        assert exc.errno == errno.ECANCELED  # type: ignore[attr-defined]
+        assert b.is_open == (how == "cancel")
+        if how == "cancel":
+            # Nothing lost: the next read gets the next data.
+            await a.write_some(b"next")
+            buf = bytearray(8)
+            assert await b.read_some(buf) == 4
+            assert buf[:4] == b"next"
+
+
+@pytest.mark.parametrize("how", list(ABORTS))
+async def test_Socket_write_some_aborted(how: str) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        fill_send_buffer(a)
+        exc = await _abort_while_blocked(
+            a, lambda: a.write_some(b"y" * 100), ABORTS[how]
+        )
+        assert exc.errno == errno.ECANCELED  # type: ignore[attr-defined]
+        assert a.is_open == (how == "cancel")
+
+
+@pytest.mark.parametrize("how", list(ABORTS))
+async def test_Socket_wait_aborted(how: str) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        await _abort_while_blocked(b, lambda: b.wait("read"), ABORTS[how])
+
+
+async def test_Socket_cancel_with_nothing_pending(pair: tuple[Socket, Socket]) -> None:
+    a, _ = pair
+    a.cancel()
+    assert await a.write_some(b"ok") == 2
+
+
+async def test_Socket_outer_cancel_is_trio_cancelled(
+    pair: tuple[Socket, Socket], autojump_clock: trio.testing.MockClock
+) -> None:
+    _, b = pair
+    with trio.move_on_after(1) as scope:
+        await b.read_some(bytearray(8))
+    assert scope.cancelled_caught
+    # The socket is unharmed.
+    assert b.is_open
+
+
+@pytest.mark.parametrize("order", ["outer_first", "socket_first"])
+async def test_Socket_both_cancels_in_one_tick_give_trio_cancelled(
+    order: str, pair: tuple[Socket, Socket]
+) -> None:
+    _, b = pair
+    outcome: list[BaseException] = []
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def reader() -> None:
+            with scope:
+                try:
+                    await b.read_some(bytearray(8))
+                except BaseException as exc:
+                    outcome.append(exc)
+                    raise
+
+        nursery.start_soon(reader)
+        await wait_all_tasks_blocked()
+        if order == "outer_first":
+            scope.cancel()
+            b.cancel()
+        else:
+            b.cancel()
+            scope.cancel()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], trio.Cancelled)
+
+
+async def test_Socket_completed_read_beats_late_cancel(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    await a.write_some(b"ready")
+    await b.wait("read")
+    b.cancel()  # nothing pending: the fast path is never aborted
+    buf = bytearray(8)
+    assert await b.read_some(buf) == 5
+
+
+async def test_Socket_close_race_after_wakeup_is_aborted() -> None:
+    # The reader has been woken by readiness (rescheduled) but not run yet
+    # when another task closes the socket: it must see OperationAborted,
+    # never EBADF (trio#3520).
+    for _ in range(20):
+        a, b = await socket_pair()
+        async with a, b:
+            outcome: list[BaseException | int] = []
+
+            async def reader(b: Socket = b, outcome: list[Any] = outcome) -> None:
+                try:
+                    outcome.append(await b.read_some(bytearray(8)))
+                except OperationAborted as exc:
+                    outcome.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await wait_all_tasks_blocked()
+                # write_some's schedule point lets the IO manager see the
+                # readiness and reschedule the reader; Trio shuffles the
+                # batch, so in some rounds we run first and close while the
+                # reader is woken but has not run yet.
+                await a.write_some(b"x")
+                b.close()
+            assert len(outcome) == 1
+            assert isinstance(outcome[0], (OperationAborted, int))
+
+
+async def test_Socket_fifo_readers(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    got: list[tuple[int, bytes]] = []
+
+    async def reader(tag: int) -> None:
+        buf = bytearray(64)
+        n = await b.read_some(buf)
+        got.append((tag, bytes(buf[:n])))
+
+    async with trio.open_nursery() as nursery:
+        for tag in range(3):
+            nursery.start_soon(reader, tag)
+            await wait_all_tasks_blocked()
+        for word in (b"first", b"second", b"third"):
+            await a.write_some(word)
+            await wait_all_tasks_blocked()
+    assert got == [(0, b"first"), (1, b"second"), (2, b"third")]
+
+
+async def test_Socket_fifo_queued_reader_aborted_by_cancel(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    aborted = 0
+
+    async def reader() -> None:
+        nonlocal aborted
+        with pytest.raises(OperationAborted):
+            await b.read_some(bytearray(8))
+        aborted += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(reader)
+        await wait_all_tasks_blocked()
+        b.cancel()
+    assert aborted == 2
+    await a.write_some(b"z")
+    assert await b.read_some(bytearray(1)) == 1
+
+
+async def test_Socket_fifo_head_cancelled_hands_over(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    got: list[bytes] = []
+
+    async def second() -> None:
+        buf = bytearray(8)
+        n = await b.read_some(buf)
+        got.append(bytes(buf[:n]))
+
+    async with trio.open_nursery() as nursery:
+        head_scope = trio.CancelScope()
+
+        async def head() -> None:
+            with head_scope:
+                await b.read_some(bytearray(8))
+
+        nursery.start_soon(head)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(second)
+        await wait_all_tasks_blocked()
+        head_scope.cancel()
+        await wait_all_tasks_blocked()
+        await a.write_some(b"data")
+    assert got == [b"data"]
+
+
+async def test_Socket_concurrent_writers_do_not_raise_busy(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    fill_send_buffer(a)
+    total = 0
+
+    async def writer() -> None:
+        nonlocal total
+        n = await a.write_some(b"w" * 10)
+        total += n
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        nursery.start_soon(writer)
+        await wait_all_tasks_blocked()
+        buf = bytearray(1 << 20)
+        received = 0
+        while received < 20:
+            received += await b.read_some(buf)
+    assert total == 20
+
+
+async def test_Socket_wait_write_and_bad_kind(pair: tuple[Socket, Socket]) -> None:
+    a, _ = pair
+    with assert_checkpoints():
+        await a.wait("write")
+    with (
+        assert_checkpoints(),
+        pytest.raises(
+            ValueError,
+            match=r"^kind: expected one of 'read', 'write', 'error', got 'x'$",
+        ),
+    ):
+        await a.wait("x")  # type: ignore[arg-type]
+
+
+async def test_Socket_receive_send_flags(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    assert await a.send(b"peekaboo", ["do_not_route"]) == 8
+    buf = bytearray(4)
+    await b.wait("read")
+    assert await b.receive(buf, ["peek"]) == 4
+    assert buf == b"peek"
+    big = bytearray(8)
+    assert await b.receive(big, trio_emtcp.ip.MessageFlag(0)) == 8
+    assert big == b"peekaboo"
+    with pytest.raises(
+        ValueError, match=r"^flags: unknown flag 'bogus'; known flags: "
+    ):
+        await b.receive(buf, ["bogus"])
+    with pytest.raises(TypeError, match=r"^flags: expected an iterable of flag names"):
+        await b.send(b"x", "peek")
+
+
+async def test_Socket_trio_socket_shares_descriptor(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    ts = a.trio_socket
+    assert ts is a.trio_socket
+    assert ts.fileno() == a.trio_socket.fileno()
+    await ts.send(b"via trio")
+    buf = bytearray(16)
+    assert await b.read_some(buf) == 8
+
+
+# -- descriptors --------------------------------------------------------------
+
+
+async def test_Socket_open_close_cycles_leak_nothing() -> None:
+    with no_fd_leak():
+        for _ in range(1000):
+            sock = Socket()
+            sock.open("v4")
+            sock.close()
+
+
+async def test_socket_pair_cycles_leak_nothing() -> None:
+    with no_fd_leak():
+        for _ in range(1000):
+            a, b = await socket_pair()
+            a.close()
+            b.close()
+
+
+async def test_socket_pair_v6_and_bad_family() -> None:
+    a, b = await socket_pair("v6")
+    async with a, b:
+        assert a.remote_address == Address.loopback_v6()
+    with pytest.raises(ValueError, match=r"^family: "):
+        await socket_pair("v5")  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^family: expected 'v4' or 'v6', got Address$"
+    ):
+        await socket_pair(Address("::1"))  # type: ignore[arg-type]
