@@ -14,6 +14,18 @@ in that direction): :meth:`Driver._blocked`.  Only now is a
 queues FIFO behind the tasks already waiting in that direction, waits with
 ``trio.lowlevel.wait_readable``/``wait_writable`` and retries.
 
+There is one exception, for speed: the *head* waiter of an uncontended
+direction blocked in the socket's own fd wait (the common case: one reader,
+one writer) registers no scope.  ``cancel()`` reaches it through
+``trio.lowlevel.notify_closing(sock)``, which wakes every Trio waiter on the
+descriptor with ``ClosedResourceError`` and leaves the descriptor open (the
+next wait registers it again).  A CancelScope costs about as much as a
+schedule point (see the research notes), so this makes a blocked operation
+as cheap as trio.socket's.  The head then checks ``checkpoint_if_cancelled``
+before it reports ``OperationAborted``, so an outer cancellation that landed
+in the same tick still wins, and a per-object abort counter catches the
+head that was already woken by readiness when ``cancel()`` ran.
+
 ``cancel()``, ``close()`` and ``release()`` cancel the registered scopes.
 A scope that catches its own cancellation (``cancelled_caught``) turns into
 :class:`~trio_emtcp.OperationAborted`; when an enclosing scope is cancelled
@@ -92,7 +104,7 @@ class Driver:
     closed).  All members are plain attributes, read on the fast path.
     """
 
-    __slots__ = ("_readers", "_scopes", "_sock", "_writers")
+    __slots__ = ("_aborts", "_fd_heads", "_readers", "_scopes", "_sock", "_writers")
 
     _sock: _stdlib_socket.socket | None
 
@@ -101,15 +113,26 @@ class Driver:
         self._scopes: set[trio.CancelScope] = set()
         self._readers = Waiters()
         self._writers = Waiters()
+        # Bumped by every cancel()/close()/release(): a scope-less head
+        # waiter compares it before and after its wait.
+        self._aborts = 0
+        # How many scope-less heads are in an fd wait right now.
+        self._fd_heads = 0
 
     # -- aborting ---------------------------------------------------------
 
     def _abort_pending(self) -> None:
         """End every pending operation with ``OperationAborted``."""
+        self._aborts += 1
         # A copy: a woken task discards its scope only when it runs, but
         # cancel() may be called again from the same tick.
         for cs in list(self._scopes):
             cs.cancel()
+        sock = self._sock
+        if self._fd_heads and sock is not None:
+            # Wake the scope-less heads (see the module docstring).  close()
+            # and release() clear _sock first and notify on their own.
+            trio.lowlevel.notify_closing(sock)
 
     def _detach_sock(self) -> _stdlib_socket.socket | None:
         """Mark closed, abort pending operations, tell Trio; no checkpoint.
@@ -161,6 +184,10 @@ class Driver:
         if sock is None:
             await checkpoint()
             raise closed_error()
+        if not waiters.busy and (wait_fn is wait_readable or wait_fn is wait_writable):
+            return await self._blocked_head(
+                sock, waiters, wait_fn, fn, args, wait_first
+            )
         cs = trio.CancelScope()
         self._scopes.add(cs)
         head = False
@@ -198,3 +225,42 @@ class Driver:
                 waiters.hand_over()
         # Only reached when ``cs`` swallowed its own Cancelled.
         raise OperationAborted()
+
+    async def _blocked_head(
+        self,
+        sock: _stdlib_socket.socket,
+        waiters: Waiters,
+        wait_fn: WaitFn,
+        fn: Callable[..., T] | None,
+        args: tuple[Any, ...],
+        wait_first: bool,
+    ) -> T:
+        """:meth:`_blocked` for the uncontended head: no cancel scope."""
+        waiters.busy = True
+        self._fd_heads += 1
+        aborts = self._aborts
+        try:
+            while True:
+                if wait_first:
+                    try:
+                        await wait_fn(sock)
+                    except trio.ClosedResourceError:
+                        # notify_closing from cancel()/close()/release().
+                        # The task's own cancellation, if any, goes first.
+                        await checkpoint_if_cancelled()
+                        raise OperationAborted() from None
+                    if fn is None:
+                        return None  # type: ignore[return-value]
+                wait_first = True
+                if self._aborts != aborts or self._sock is not sock:
+                    # Woken by readiness in the same tick as cancel()/close():
+                    # the operation had not run, so it is aborted.
+                    await checkpoint_if_cancelled()
+                    raise OperationAborted()
+                try:
+                    return fn(*args)  # type: ignore[misc]
+                except BlockingIOError:
+                    pass
+        finally:
+            self._fd_heads -= 1
+            waiters.hand_over()

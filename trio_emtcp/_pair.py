@@ -23,7 +23,7 @@ async def socket_pair(family: Literal["v4", "v6"] = "v4") -> tuple[Socket, Socke
       family: ``"v4"`` (``127.0.0.1``) or ``"v6"`` (``::1``).
 
     Returns:
-      ``(a, b)``: ``a`` connected, ``b`` accepted; both open.
+      A pair ``(a, b)``, ``a`` connected and ``b`` accepted, both open.
 
     Raises:
       TypeError, ValueError: ``family`` is not ``"v4"``/``"v6"``.

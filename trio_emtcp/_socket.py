@@ -159,7 +159,7 @@ class Socket(SocketBase, TrioStreamMixin):
         """Run an I/O control command; only ``"bytes_readable"`` exists.
 
         Returns:
-          For ``"bytes_readable"`` (``FIONREAD``): how many bytes can be read
+          For ``"bytes_readable"`` (``FIONREAD``), how many bytes can be read
           without blocking.
 
         Raises:

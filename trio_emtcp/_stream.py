@@ -97,7 +97,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
         a Socket writes with vectored I/O (``sendmsg``).
 
     Returns:
-      The number of bytes written: the total length of ``data``.
+      The number of bytes written, the total length of ``data``.
 
     Raises:
       TypeError: ``data`` is not bytes-like (``str`` must be encoded).
@@ -121,7 +121,7 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
     """Write at least ``minimum`` bytes of ``data`` (clamped to its size).
 
     Returns:
-      The number of bytes written: at least ``minimum``, at most
+      The number of bytes written, at least ``minimum`` and at most
       ``len(data)``.  ``minimum`` 0 returns 0 without writing.
 
     Raises:

@@ -1,7 +1,19 @@
 """Composed stream operations, as Emilua's ``stream`` module.
 
 :func:`write_all`, :func:`write_at_least`, :func:`read_all` and
-:func:`read_at_least` work on any object with ``read_some``/``write_some``.
+:func:`read_at_least` work on any object with ``read_some``/``write_some``
+(duck typing).  On a :class:`~trio_emtcp.ip.tcp.Socket` they run the
+socket's own loop, which does not yield between system calls while the
+kernel keeps up: a large ``write_all`` costs one Trio checkpoint, not one per
+``send()``.
+
+A composed operation must not interleave with another operation in the same
+direction on the same stream: its bytes could be split around the other's.
+Nothing enforces this, as in Emilua.
+
+Whatever exception ends one of them midway (``OperationAborted``,
+``EndOfFile``, a connection error, or ``trio.Cancelled``) carries
+``bytes_transferred``, the count already moved.
 """
 
 from ._stream import ReadStream as ReadStream
