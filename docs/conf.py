@@ -6,7 +6,7 @@ import trio_emtcp
 
 project = "trio_emtcp"
 author = "trio_emtcp developers"
-copyright = "2026, trio_emtcp developers"  # noqa: A001
+copyright = "2026, trio_emtcp developers"
 release = trio_emtcp.__version__
 version = release
 
