@@ -16,6 +16,7 @@ Whatever exception ends one of them midway (``OperationAborted``,
 ``bytes_transferred``, the count already moved.
 """
 
+from ._scanner import Scanner as Scanner
 from ._stream import ReadStream as ReadStream
 from ._stream import WriteStream as WriteStream
 from ._stream import read_all as read_all

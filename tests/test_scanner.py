@@ -1,0 +1,987 @@
+"""Tests for stream.Scanner (trio_emtcp/_scanner.py)."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import itertools
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from trio.testing import assert_checkpoints, wait_all_tasks_blocked
+
+from trio_emtcp import EndOfFile, OperationAborted, socket_pair, stream
+from trio_emtcp._util import Buffer
+from trio_emtcp.ip.tcp import Socket
+from trio_emtcp.stream import Scanner
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+class ScriptedStream:
+    """A fake stream whose ``read_some`` plays a script.
+
+    Each item is a chunk of bytes (handed out over as many reads as the
+    buffers offered need) or an exception to raise.  After the script,
+    ``read_some`` raises ``EndOfFile`` -- or, with ``then="fail"``, fails
+    the test, to prove that the scanner did not read again.
+    """
+
+    def __init__(self, *items: bytes | BaseException, then: str = "eof") -> None:
+        self.items: list[bytes | BaseException] = list(items)
+        self.then = then
+        self.reads = 0
+        self.eof_reads = 0
+        self.sizes: list[int] = []
+        self.delivered = 0
+
+    def feed(self, *items: bytes | BaseException) -> None:
+        self.items.extend(items)
+
+    async def read_some(self, buf: Buffer, /) -> int:
+        await trio.lowlevel.checkpoint()
+        self.reads += 1
+        mv = memoryview(buf).cast("B")
+        self.sizes.append(mv.nbytes)
+        if not self.items:
+            if self.then == "fail":
+                raise AssertionError("read past the end of the script")
+            self.eof_reads += 1
+            raise EndOfFile()
+        item = self.items[0]
+        if isinstance(item, BaseException):
+            del self.items[0]
+            raise item
+        n = min(len(item), mv.nbytes)
+        mv[:n] = item[:n]
+        if n < len(item):
+            self.items[0] = item[n:]
+        else:
+            del self.items[0]
+        self.delivered += n
+        return n
+
+
+class BlockingStream:
+    """A fake stream that hands out fed chunks and waits when there are none."""
+
+    def __init__(self) -> None:
+        self.send_channel, self.receive_channel = trio.open_memory_channel[bytes](10)
+
+    async def read_some(self, buf: Buffer, /) -> int:
+        chunk = await self.receive_channel.receive()
+        memoryview(buf).cast("B")[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def terminator(scanner: Scanner[Any]) -> bytes | None:
+    """``record_terminator``, read through a call so mypy does not narrow it."""
+    return scanner.record_terminator
+
+
+async def read_all_records(
+    scanner: Scanner[Any],
+) -> list[tuple[Any, bytes | None]]:
+    """Every remaining record with its terminator, up to EndOfFile."""
+    out = []
+    async for record in scanner:
+        out.append((record, scanner.record_terminator))
+    return out
+
+
+EMILUA_INPUT = b"line1\r\nline2\r\nfield a  b\r\npartial"
+
+
+# -- Emilua's scenario -------------------------------------------------------
+
+
+async def test_Scanner_emilua_scenario() -> None:
+    fake = ScriptedStream(EMILUA_INPUT)
+    scanner = Scanner(fake, field_separator=b" ")
+    assert scanner.record_number == 0
+    assert terminator(scanner) is None
+    assert await scanner.get_line() == [b"line1"]
+    assert terminator(scanner) == b"\r\n"
+    assert await scanner.get_line() == [b"line2"]
+    assert await scanner.get_line() == [b"field", b"a", b"", b"b"]
+    assert scanner.buffered_line() == b"field a  b"
+    assert scanner.record_number == 3
+    assert await scanner.get_line() == [b"partial"]
+    assert terminator(scanner) == b""
+    assert scanner.record_number == 4
+    for _ in range(3):
+        with assert_checkpoints(), pytest.raises(EndOfFile, match=r"^end of file$"):
+            await scanner.get_line()
+        assert terminator(scanner) is None
+        assert scanner.buffered_line() == b""
+    # The end was read once; later calls do not ask the stream again.
+    assert fake.eof_reads == 1
+    assert scanner.record_number == 4
+
+
+async def test_Scanner_plain_records_without_fields() -> None:
+    scanner = Scanner(ScriptedStream(EMILUA_INPUT))
+    assert await read_all_records(scanner) == [
+        (b"line1", b"\r\n"),
+        (b"line2", b"\r\n"),
+        (b"field a  b", b"\r\n"),
+        (b"partial", b""),
+    ]
+
+
+async def test_Scanner_stream_ending_with_a_separator_has_no_empty_final_record() -> (
+    None
+):
+    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"))
+    assert await read_all_records(scanner) == [(b"a", b"\r\n"), (b"b", b"\r\n")]
+
+
+async def test_Scanner_empty_stream_raises_end_of_file() -> None:
+    scanner = Scanner(ScriptedStream())
+    with pytest.raises(EndOfFile):
+        await scanner.get_line()
+    assert scanner.record_number == 0
+
+
+async def test_Scanner_empty_records() -> None:
+    data = b"\r\n\r\nx\r\n\r\n"
+    scanner = Scanner(ScriptedStream(data))
+    assert await read_all_records(scanner) == [
+        (b"", b"\r\n"),
+        (b"", b"\r\n"),
+        (b"x", b"\r\n"),
+        (b"", b"\r\n"),
+    ]
+    fields = Scanner(ScriptedStream(data), field_separator=b",")
+    assert [r for r, _ in await read_all_records(fields)] == [[], [], [b"x"], []]
+
+
+async def test_Scanner_custom_plain_separator() -> None:
+    scanner = Scanner(ScriptedStream(b"a;;b;", b"c"), b";;")
+    assert await read_all_records(scanner) == [(b"a", b";;"), (b"b;c", b"")]
+
+
+async def test_Scanner_separator_split_across_reads() -> None:
+    fake = ScriptedStream(b"abc\r", b"\ndef\r", b"\n")
+    scanner = Scanner(fake)
+    assert await scanner.get_line() == b"abc"
+    assert await scanner.get_line() == b"def"
+    assert fake.reads == 3
+
+
+async def test_Scanner_long_separator_split_over_many_reads() -> None:
+    fake = ScriptedStream(b"x-", b"-", b"-", b"y---", b"--z")
+    scanner = Scanner(fake, b"---")
+    assert await read_all_records(scanner) == [
+        (b"x", b"---"),
+        (b"y", b"---"),
+        (b"--z", b""),
+    ]
+
+
+async def test_Scanner_returns_buffered_records_without_reading() -> None:
+    fake = ScriptedStream(b"a\r\nb\r\nc\r\n", then="fail")
+    scanner = Scanner(fake)
+    assert [await scanner.get_line() for _ in range(3)] == [b"a", b"b", b"c"]
+    assert fake.reads == 1
+
+
+async def test_Scanner_record_longer_than_buffer_size_hint_grows_the_buffer() -> None:
+    record = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"") * 40
+    fake = ScriptedStream(*[record[i : i + 100] for i in range(0, len(record), 100)])
+    fake.feed(b"\r\nnext\r\n")
+    scanner = Scanner(fake, buffer_size_hint=16)
+    assert await scanner.get_line() == record
+    assert await scanner.get_line() == b"next"
+    # The first read was offered the hinted size, the buffer doubled later.
+    assert fake.sizes[0] == 16
+    assert max(fake.sizes) > 16
+
+
+async def test_Scanner_reads_into_the_free_space_only() -> None:
+    fake = ScriptedStream(b"ab\r\ncd", b"\r\n")
+    scanner = Scanner(fake, buffer_size_hint=8)
+    assert await scanner.get_line() == b"ab"
+    assert await scanner.get_line() == b"cd"
+    # The second read got what was left after moving "cd" to the front.
+    assert fake.sizes == [8, 6]
+
+
+# -- regex separators ---------------------------------------------------------
+
+CRLF_OR_LF = re.compile(rb"\r\n|\n")
+ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
+NEWLINES = re.compile(rb"\n+")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "chunks", "expected"),
+    [
+        (CRLF_OR_LF, [b"a\r\nb\nc"], [(b"a", b"\r\n"), (b"b", b"\n"), (b"c", b"")]),
+        (CRLF_OR_LF, [b"a\r", b"\nb\r", b"x\n"], [(b"a", b"\r\n"), (b"b\rx", b"\n")]),
+        (ANY_NEWLINE, [b"a\r", b"\nb"], [(b"a", b"\r\n"), (b"b", b"")]),
+        (
+            ANY_NEWLINE,
+            [b"a\r", b"b\rc\n"],
+            [(b"a", b"\r"), (b"b", b"\r"), (b"c", b"\n")],
+        ),
+        # At the end of the stream a trailing \r is a complete separator.
+        (ANY_NEWLINE, [b"a\r"], [(b"a", b"\r")]),
+        (NEWLINES, [b"a\n", b"\n", b"\nb\n"], [(b"a", b"\n\n\n"), (b"b", b"\n")]),
+        (
+            re.compile(rb"[;,]"),
+            [b"a;b,,c"],
+            [(b"a", b";"), (b"b", b","), (b"", b","), (b"c", b"")],
+        ),
+    ],
+)
+async def test_Scanner_regex_separators(
+    pattern: re.Pattern[bytes],
+    chunks: list[bytes],
+    expected: list[tuple[bytes, bytes]],
+) -> None:
+    scanner = Scanner(ScriptedStream(*chunks), pattern)
+    assert await read_all_records(scanner) == expected
+
+
+@pytest.mark.parametrize("line", [b"GET\r\n", b"GET\n"])
+async def test_Scanner_regex_match_that_cannot_grow_is_returned_at_once(
+    line: bytes,
+) -> None:
+    # An interactive peer sends one line and waits for the answer: the
+    # scanner must not wait for more data to be sure the line ended.
+    fake = ScriptedStream(line, then="fail")
+    scanner = Scanner(fake, CRLF_OR_LF)
+    assert await scanner.get_line() == b"GET"
+    assert scanner.record_terminator == line[3:]
+    # Again from the cache of final terminators.
+    fake.feed(line)
+    assert await scanner.get_line() == b"GET"
+    assert fake.reads == 2
+
+
+@pytest.mark.parametrize("hint", [4, 5, 6])
+async def test_Scanner_regex_match_filling_the_buffer_is_returned_at_once(
+    hint: int,
+) -> None:
+    # "abc\n" fills (or, after the first record, spans the end of) a small
+    # buffer; deciding that "\n" is final needs one byte of free space.
+    fake = ScriptedStream(b"abc\n", then="fail")
+    scanner = Scanner(fake, CRLF_OR_LF, buffer_size_hint=hint)
+    assert await scanner.get_line() == b"abc"
+    fake.feed(b"d\nef\n")
+    assert await scanner.get_line() == b"d"
+    assert await scanner.get_line() == b"ef"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first"),
+    [(ANY_NEWLINE, b"a\r"), (NEWLINES, b"a\n"), (re.compile(rb"\r\n|\r"), b"a\r")],
+)
+async def test_Scanner_regex_match_that_could_grow_waits_for_the_next_byte(
+    pattern: re.Pattern[bytes], first: bytes
+) -> None:
+    fake = BlockingStream()
+    scanner = Scanner(fake, pattern)
+    result: list[bytes] = []
+
+    async def reader() -> None:
+        result.append(await scanner.get_line())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await fake.send_channel.send(first)
+        await wait_all_tasks_blocked()
+        assert result == []  # still waiting: the next byte decides
+        await fake.send_channel.send(b"z")
+    assert result == [b"a"]
+    assert scanner.record_terminator == first[1:]
+    assert scanner.buffer() == b"z"
+
+
+async def test_Scanner_regex_terminator_is_the_matched_bytes() -> None:
+    scanner = Scanner(ScriptedStream(b"k = v;; x"), re.compile(rb"\s*;+\s*"))
+    assert await scanner.get_line() == b"k = v"
+    assert scanner.record_terminator == b";; "
+    assert isinstance(scanner.record_terminator, bytes)
+
+
+async def test_Scanner_regex_matching_the_empty_string_is_refused_when_found() -> None:
+    # (?=a) cannot match b"" so the constructor cannot tell; get_line can.
+    scanner = Scanner(ScriptedStream(b"xa\n"), re.compile(rb"\n|(?=a)"))
+    with (
+        assert_checkpoints(),
+        pytest.raises(
+            ValueError, match=r"^record_separator: must not match the empty string$"
+        ),
+    ):
+        await scanner.get_line()
+
+
+# -- trimming and fields ------------------------------------------------------
+
+
+async def test_Scanner_trim_record_true_strips_awk_whitespace() -> None:
+    scanner = Scanner(ScriptedStream(b" \t a b \v\f\r\r\n\t\r\n"), trim_record=True)
+    assert await scanner.get_line() == b"a b"
+    assert scanner.buffered_line() == b" \t a b \v\f\r"  # $0 is as read
+    assert await scanner.get_line() == b""
+
+
+async def test_Scanner_trim_record_bytes_strips_those_characters() -> None:
+    scanner = Scanner(ScriptedStream(b"--x- y-\r\n"), trim_record=b"-")
+    assert await scanner.get_line() == b"x- y"
+    scanner = Scanner(ScriptedStream(b" x \r\n"), trim_record=b"")
+    assert await scanner.get_line() == b" x "
+
+
+async def test_Scanner_trim_happens_before_splitting() -> None:
+    scanner = Scanner(
+        ScriptedStream(b"  a,b  \r\n   \r\n"), trim_record=True, field_separator=b","
+    )
+    assert await scanner.get_line() == [b"a", b"b"]
+    assert await scanner.get_line() == []
+
+
+async def test_Scanner_field_separator_regex_ignores_groups() -> None:
+    scanner = Scanner(
+        ScriptedStream(b"a, b,c\r\n"), field_separator=re.compile(rb"(,) ?")
+    )
+    assert await scanner.get_line() == [b"a", b"b", b"c"]
+
+
+async def test_Scanner_field_separator_regex_keeps_edge_fields() -> None:
+    scanner = Scanner(ScriptedStream(b",a,\r\n"), field_separator=re.compile(rb","))
+    assert await scanner.get_line() == [b"", b"a", b""]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "record", "fields"),
+    [
+        (rb"[^,]*", b"a,,b", [b"a", b"", b"b"]),
+        (rb"[^,]*", b",a", [b"", b"a"]),
+        (rb"\d+", b"a1b22c", [b"1", b"22"]),
+        (rb"\d+", b"abc", []),
+        (rb'"[^"]*"|[^,]+', b'x,"y,z",w', [b"x", b'"y,z"', b"w"]),
+    ],
+)
+async def test_Scanner_field_pattern(
+    pattern: bytes, record: bytes, fields: list[bytes]
+) -> None:
+    scanner = Scanner(
+        ScriptedStream(record + b"\r\n"), field_pattern=re.compile(pattern)
+    )
+    assert await scanner.get_line() == fields
+
+
+async def test_Scanner_callable_field_separator() -> None:
+    calls: list[bytes] = []
+
+    def split(record: bytes) -> list[bytes]:
+        calls.append(record)
+        return record.split(b"=", 1)
+
+    data = b" a=b=c \r\n\r\nlast=1"
+    scanner = Scanner(ScriptedStream(data), trim_record=True, field_separator=split)
+    assert [r for r, _ in await read_all_records(scanner)] == [
+        [b"a", b"b=c"],
+        [],
+        [b"last", b"1"],
+    ]
+    # Called with the trimmed record, also for the final one (unlike
+    # Emilua), never for an empty record.
+    assert calls == [b"a=b=c", b"last=1"]
+
+
+async def test_Scanner_with_awk_defaults() -> None:
+    data = b"  hello   world \t\n\n\tfoo\r\n x"
+    scanner = Scanner.with_awk_defaults(ScriptedStream(data))
+    assert await scanner.get_line() == [b"hello", b"world"]
+    assert scanner.buffered_line() == b"  hello   world \t"
+    assert scanner.record_terminator == b"\n"
+    assert await scanner.get_line() == []
+    assert await scanner.get_line() == [b"foo"]
+    assert await scanner.get_line() == [b"x"]
+    with pytest.raises(EndOfFile):
+        await scanner.get_line()
+
+
+# -- max_record_size ----------------------------------------------------------
+
+
+def _too_long_pattern(limit: int) -> str:
+    prefix = re.escape(f"[Errno {errno.EMSGSIZE}] ")
+    return rf"^{prefix}record exceeds max_record_size \({limit} bytes\)$"
+
+
+async def test_Scanner_record_with_terminator_up_to_the_limit_fits() -> None:
+    scanner = Scanner(
+        ScriptedStream(b"01234567\r\n", b"0123456789"), max_record_size=10
+    )
+    assert await scanner.get_line() == b"01234567"
+    # The final record has no terminator: 10 bytes fit.
+    assert await scanner.get_line() == b"0123456789"
+
+
+@pytest.mark.parametrize(
+    ("separator", "data"),
+    [
+        (b"\r\n", b"012345678\r\nrest\r\n"),  # 9 + 2 > 10
+        (b"\r\n", b"01234567890\r\n"),
+        (b"\r\n", b"0123456789x"),  # the final record is 11 bytes
+        (CRLF_OR_LF, b"0123456789\nrest\n"),
+        (NEWLINES, b"012345678\n\n"),
+        (CRLF_OR_LF, b"0123456789x"),
+    ],
+)
+async def test_Scanner_record_over_the_limit_raises_emsgsize(
+    separator: bytes | re.Pattern[bytes], data: bytes
+) -> None:
+    fake = ScriptedStream(*[data[i : i + 3] for i in range(0, len(data), 3)])
+    scanner = Scanner(fake, separator, max_record_size=10)
+    with pytest.raises(OSError, match=_too_long_pattern(10)) as exc_info:
+        await scanner.get_line()
+    assert exc_info.value.errno == errno.EMSGSIZE
+    assert type(exc_info.value) is OSError
+    # The data stays buffered, so the error comes back, now from the buffer.
+    with assert_checkpoints(), pytest.raises(OSError, match=_too_long_pattern(10)):
+        await scanner.get_line()
+    assert scanner.record_number == 0
+
+
+async def test_Scanner_record_over_the_limit_is_refused_without_reading_it_all() -> (
+    None
+):
+    # A peer that never sends a separator cannot make us buffer without end.
+    fake = ScriptedStream(*[b"x" * 1000] * 200, then="fail")
+    scanner = Scanner(fake)
+    with pytest.raises(OSError, match=_too_long_pattern(65536)):
+        await scanner.get_line()
+    # It stopped at the limit (plus the byte that proves it is exceeded).
+    assert fake.delivered == 65536 + 1
+    assert max(fake.sizes) <= 65536 + 1
+
+
+async def test_Scanner_earlier_records_come_back_before_the_error() -> None:
+    scanner = Scanner(ScriptedStream(b"ok\r\n" + b"y" * 20), max_record_size=10)
+    assert await scanner.get_line() == b"ok"
+    with pytest.raises(OSError, match=_too_long_pattern(10)):
+        await scanner.get_line()
+
+
+# -- buffer(), set_buffer(), remove_line() ------------------------------------
+
+
+async def test_Scanner_buffer_is_what_was_read_ahead() -> None:
+    scanner = Scanner(ScriptedStream(b"GET / HTTP/1.0\r\n\r\nbody bytes"))
+    assert scanner.buffer() == b""
+    assert await scanner.get_line() == b"GET / HTTP/1.0"
+    assert scanner.buffer() == b"\r\nbody bytes"
+    assert await scanner.get_line() == b""
+    assert scanner.buffer() == b"body bytes"
+    assert scanner.buffered_line() == b""
+    assert scanner.record_terminator == b"\r\n"
+
+
+async def test_Scanner_remove_line_drops_the_current_record() -> None:
+    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"))
+    assert await scanner.get_line() == b"a"
+    assert scanner.buffered_line() == b"a"
+    scanner.remove_line()
+    assert scanner.buffered_line() == b""
+    assert scanner.record_terminator is None
+    assert scanner.buffer() == b"b\r\n"
+    assert scanner.record_number == 1
+    assert await scanner.get_line() == b"b"
+
+
+async def test_Scanner_set_buffer_adopts_data() -> None:
+    fake = ScriptedStream(b"\r\nfrom the stream\r\n")
+    scanner = Scanner(fake, buffer_size_hint=4)
+    scanner.set_buffer(bytearray(b"pushed back\r\npartial"))  # longer than the buffer
+    assert scanner.buffer() == b"pushed back\r\npartial"
+    assert fake.reads == 0
+    assert await scanner.get_line() == b"pushed back"
+    assert await scanner.get_line() == b"partial"
+    assert await scanner.get_line() == b"from the stream"
+    assert scanner.record_number == 3
+    scanner.set_buffer(b"x\r\n")
+    assert scanner.record_terminator is None
+    assert scanner.buffered_line() == b""
+    assert scanner.record_number == 3
+    assert await scanner.get_line() == b"x"
+
+
+async def test_Scanner_set_buffer_after_end_of_file() -> None:
+    fake = ScriptedStream(b"a")
+    scanner = Scanner(fake)
+    assert await scanner.get_line() == b"a"
+    with pytest.raises(EndOfFile):
+        await scanner.get_line()
+    scanner.set_buffer(b"b\r\nc")
+    assert await read_all_records(scanner) == [(b"b", b"\r\n"), (b"c", b"")]
+    assert fake.eof_reads == 1
+
+
+async def test_Scanner_set_buffer_refuses_str() -> None:
+    scanner = Scanner(ScriptedStream())
+    with pytest.raises(
+        TypeError, match=r"^data: expected a bytes-like object, got str; use bytes$"
+    ):
+        scanner.set_buffer("x")  # type: ignore[arg-type]
+
+
+# -- errors from the stream, cancellation -------------------------------------
+
+
+async def test_Scanner_stream_errors_propagate_and_keep_the_data() -> None:
+    reset = ConnectionResetError(errno.ECONNRESET, "reset")
+    fake = ScriptedStream(b"ab", reset, b"c\r\n")
+    scanner = Scanner(fake)
+    with pytest.raises(ConnectionResetError) as exc_info:
+        await scanner.get_line()
+    assert exc_info.value is reset
+    assert scanner.buffer() == b"ab"
+    assert await scanner.get_line() == b"abc"
+
+
+async def test_Scanner_read_some_returning_zero_is_the_end() -> None:
+    class ZeroAtEnd:
+        def __init__(self) -> None:
+            self.chunks = [b"a\r\nb"]
+
+        async def read_some(self, buf: Buffer, /) -> int:
+            await trio.lowlevel.checkpoint()
+            if not self.chunks:
+                return 0
+            chunk = self.chunks.pop()
+            memoryview(buf).cast("B")[: len(chunk)] = chunk
+            return len(chunk)
+
+    scanner = Scanner(ZeroAtEnd())
+    assert await read_all_records(scanner) == [(b"a", b"\r\n"), (b"b", b"")]
+
+
+@pytest.mark.parametrize("n", [-1, 9])
+async def test_Scanner_read_some_returning_a_bad_count_raises(n: int) -> None:
+    class Liar:
+        async def read_some(self, buf: Buffer, /) -> int:
+            await trio.lowlevel.checkpoint()
+            return n
+
+    scanner = Scanner(Liar(), buffer_size_hint=8)
+    with pytest.raises(
+        ValueError, match=rf"^stream: read_some returned {n} for a 8-byte buffer$"
+    ):
+        await scanner.get_line()
+
+
+async def test_Scanner_socket_cancel_aborts_get_line_and_loses_nothing(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    scanner = Scanner(b)
+    await stream.write_all(a, b"abc\r")
+    async with trio.open_nursery() as nursery:
+
+        async def reader() -> None:
+            with pytest.raises(OperationAborted):
+                await scanner.get_line()
+
+        nursery.start_soon(reader)
+        await wait_all_tasks_blocked()
+        b.cancel()
+    assert scanner.buffer() == b"abc\r"
+    await stream.write_all(a, b"\ndef\r\n")
+    assert await scanner.get_line() == b"abc"
+    assert await scanner.get_line() == b"def"
+
+
+async def test_Scanner_trio_cancelled_mid_record_loses_nothing(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    scanner = Scanner(b)
+    await stream.write_all(a, b"ab")
+    with trio.CancelScope() as cs:
+
+        async def cancel_when_blocked() -> None:
+            await wait_all_tasks_blocked()
+            cs.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel_when_blocked)
+            await scanner.get_line()
+    assert cs.cancelled_caught
+    assert scanner.buffer() == b"ab"
+    await stream.write_all(a, b"c\r\n")
+    assert await scanner.get_line() == b"abc"
+
+
+async def test_Scanner_cancelled_before_a_buffered_record_keeps_it() -> None:
+    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"))
+    assert await scanner.get_line() == b"a"
+    with trio.CancelScope() as cs:
+        cs.cancel()
+        await scanner.get_line()
+    assert cs.cancelled_caught
+    assert scanner.record_number == 1
+    assert await scanner.get_line() == b"b"
+
+
+async def test_Scanner_get_line_is_a_checkpoint_on_every_path(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    scanner = Scanner(b)
+    await stream.write_all(a, b"one\r\ntwo\r\nthree")
+    with assert_checkpoints():
+        assert await scanner.get_line() == b"one"  # read_some
+    with assert_checkpoints():
+        assert await scanner.get_line() == b"two"  # from the buffer
+    a.shutdown("send")
+    with assert_checkpoints():
+        assert await scanner.get_line() == b"three"  # the end of the stream
+    for _ in range(2):
+        with assert_checkpoints(), pytest.raises(EndOfFile):
+            await scanner.get_line()  # remembered, not read again
+
+
+async def test_Scanner_over_a_socket_pair() -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        scanner = Scanner(b, field_separator=b"=")
+        async with trio.open_nursery() as nursery:
+
+            async def writer() -> None:
+                for piece in [b"k1=v1\r", b"\nk2=", b"v2\r\nk3", b"=v3\r\n", b"tail"]:
+                    await stream.write_all(a, piece)
+                    await wait_all_tasks_blocked()
+                a.shutdown("send")
+
+            nursery.start_soon(writer)
+            records = await read_all_records(scanner)
+        assert records == [
+            ([b"k1", b"v1"], b"\r\n"),
+            ([b"k2", b"v2"], b"\r\n"),
+            ([b"k3", b"v3"], b"\r\n"),
+            ([b"tail"], b""),
+        ]
+        with pytest.raises(EndOfFile):
+            await scanner.get_line()
+
+
+async def test_Scanner_concurrent_get_line_is_busy() -> None:
+    fake = BlockingStream()
+    scanner = Scanner(fake)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scanner.get_line)
+        await wait_all_tasks_blocked()
+        with (
+            assert_checkpoints(),
+            pytest.raises(
+                trio.BusyResourceError, match=r"^another task is in get_line\(\)$"
+            ),
+        ):
+            await scanner.get_line()
+        with pytest.raises(trio.BusyResourceError):
+            scanner.set_buffer(b"x")
+        await fake.send_channel.send(b"x\r\n")
+    assert scanner.buffered_line() == b"x"
+    # Free again once the first call is done.
+    await fake.send_channel.send(b"y\r\n")
+    assert await scanner.get_line() == b"y"
+
+
+# -- arguments ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "pattern"),
+    [
+        (
+            (object(),),
+            {},
+            TypeError,
+            r"^stream: expected an object with read_some\(\), got object$",
+        ),
+        (
+            (ScriptedStream(), b""),
+            {},
+            ValueError,
+            r"^record_separator: must not be empty$",
+        ),
+        (
+            (ScriptedStream(), "\r\n"),
+            {},
+            TypeError,
+            r"^record_separator: expected bytes or a compiled bytes regex, got str; "
+            r"use bytes$",
+        ),
+        (
+            (ScriptedStream(), 10),
+            {},
+            TypeError,
+            r"^record_separator: expected bytes or a compiled bytes regex, got int$",
+        ),
+        (
+            (ScriptedStream(), re.compile("\n")),
+            {},
+            TypeError,
+            r"^record_separator: expected a bytes regex, got a str regex; use bytes$",
+        ),
+        (
+            (ScriptedStream(), re.compile(rb"\n*")),
+            {},
+            ValueError,
+            r"^record_separator: must not match the empty string$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"max_record_size": 0},
+            ValueError,
+            r"^max_record_size: must be >= 1, got 0$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"max_record_size": 1.5},
+            TypeError,
+            r"^max_record_size: expected an int, got float$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"max_record_size": True},
+            TypeError,
+            r"^max_record_size: expected an int, got bool$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"buffer_size_hint": -4},
+            ValueError,
+            r"^buffer_size_hint: must be >= 1, got -4$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"buffer_size_hint": "4"},
+            TypeError,
+            r"^buffer_size_hint: expected an int, got str$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"trim_record": " "},
+            TypeError,
+            r"^trim_record: expected a bool or bytes, got str; use bytes$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"trim_record": 1},
+            TypeError,
+            r"^trim_record: expected a bool or bytes, got int$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"field_separator": b""},
+            ValueError,
+            r"^field_separator: must not be empty$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"field_separator": " "},
+            TypeError,
+            r"^field_separator: expected bytes, a compiled bytes regex or a callable, "
+            r"got str; use bytes$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"field_separator": re.compile(" ")},
+            TypeError,
+            r"^field_separator: expected a bytes regex, got a str regex; use bytes$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"field_pattern": b"x"},
+            TypeError,
+            r"^field_pattern: expected a compiled bytes regex, got bytes$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"field_pattern": re.compile("x")},
+            TypeError,
+            r"^field_pattern: expected a bytes regex, got a str regex; use bytes$",
+        ),
+        (
+            (ScriptedStream(),),
+            {"field_separator": b",", "field_pattern": re.compile(b"x")},
+            ValueError,
+            r"^field_pattern: cannot be combined with field_separator$",
+        ),
+    ],
+)
+def test_Scanner_bad_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any], exc: type[Exception], pattern: str
+) -> None:
+    with pytest.raises(exc, match=pattern):
+        Scanner(*args, **kwargs)
+
+
+def test_Scanner_accepts_bytes_like_separators() -> None:
+    scanner = Scanner(
+        ScriptedStream(), bytearray(b"\n"), field_separator=memoryview(b",")
+    )  # type: ignore[call-overload]
+    assert repr(scanner) == "<trio_emtcp.stream.Scanner record_number=0 buffered=0>"
+
+
+def test_Scanner_is_exported_from_stream() -> None:
+    assert stream.Scanner is Scanner
+    assert Scanner.__module__ == "trio_emtcp.stream"
+
+
+# -- chunking never changes the records ---------------------------------------
+
+ALPHABET = b"ab \r\n;"
+
+
+@st.composite
+def chunked(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    data = bytes(draw(st.lists(st.sampled_from(ALPHABET), max_size=60)))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=12)))
+    bounds = [0, *cuts, len(data)]
+    chunks = [data[i:j] for i, j in itertools.pairwise(bounds) if j > i]
+    return data, chunks
+
+
+def reference_records(
+    data: bytes, separator: bytes | re.Pattern[bytes], limit: int
+) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Split the complete data; also say whether a record broke the limit."""
+    out: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        if isinstance(separator, bytes):
+            i = data.find(separator, pos)
+            span = None if i < 0 else (i, i + len(separator))
+        else:
+            m = separator.search(data, pos)
+            span = None if m is None else m.span()
+        if span is None:
+            if len(data) - pos > limit:
+                return out, True
+            out.append((data[pos:], b""))
+            break
+        if span[1] - pos > limit:
+            return out, True
+        out.append((data[pos : span[0]], data[span[0] : span[1]]))
+        pos = span[1]
+    return out, False
+
+
+SEPARATORS: list[bytes | re.Pattern[bytes]] = [
+    b"\r\n",
+    b"\n",
+    b";;",
+    b"a\r\n",
+    CRLF_OR_LF,
+    ANY_NEWLINE,
+    NEWLINES,
+    re.compile(rb"\r?\n"),
+    re.compile(rb"[;\n]+"),
+    re.compile(rb"\r\n|\r"),
+]
+
+
+async def _scan(
+    chunks: Sequence[bytes],
+    separator: bytes | re.Pattern[bytes],
+    hint: int,
+    limit: int,
+) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+    scanner = Scanner(
+        ScriptedStream(*chunks), separator, buffer_size_hint=hint, max_record_size=limit
+    )
+    out: list[tuple[bytes, bytes | None]] = []
+    try:
+        async for record in scanner:
+            assert scanner.buffered_line() == record
+            out.append((record, scanner.record_terminator))
+    except OSError as exc:
+        assert exc.errno == errno.EMSGSIZE
+        return out, True
+    return out, False
+
+
+@settings(deadline=None, max_examples=150)
+@given(chunked(), st.sampled_from(SEPARATORS), st.integers(1, 9))
+def test_Scanner_chunking_never_changes_the_records(
+    sample: tuple[bytes, list[bytes]],
+    separator: bytes | re.Pattern[bytes],
+    hint: int,
+) -> None:
+    data, chunks = sample
+    expected, _ = reference_records(data, separator, 1000)
+    got = trio.run(_scan, chunks, separator, hint, 1000)
+    assert got == (expected, False)
+
+
+@settings(deadline=None, max_examples=150)
+@given(chunked(), st.sampled_from(SEPARATORS), st.integers(1, 9), st.integers(1, 8))
+def test_Scanner_chunking_never_changes_where_the_limit_is_hit(
+    sample: tuple[bytes, list[bytes]],
+    separator: bytes | re.Pattern[bytes],
+    hint: int,
+    limit: int,
+) -> None:
+    data, chunks = sample
+    got = trio.run(_scan, chunks, separator, hint, limit)
+    assert got == reference_records(data, separator, limit)
+
+
+# -- the example ----------------------------------------------------------------
+
+
+def _load_example(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+async def test_Scanner_example_line_protocol(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = _load_example("line_protocol")
+    main: Callable[[], Any] = example.main
+    await main()
+    out = capsys.readouterr().out.splitlines()
+    got = [
+        line.removeprefix("client: got  ")
+        for line in out
+        if line.startswith("client: got")
+    ]
+    assert got == [
+        "b'OK'",
+        "b'OK'",
+        "b'VALUE blue'",
+        "b'KEYS colour,shape'",
+        "b'OK'",
+        "b'NOT_FOUND'",
+        "b'ERROR unknown command FLY'",
+        "b'BYE'",
+    ]
+    assert "server: line 2 [b'SET', b'shape = round'] -> b'OK'" in out
+    assert "server: line 9 [b'QUIT'] -> b'BYE'" in out
