@@ -1,0 +1,850 @@
+"""Tests for the command-line tools (``python -m trio_emtcp ...``).
+
+The servers run as real subprocesses, started with ``--port 0``; the test
+learns the port from the ``listening on`` line of their stderr.  Every
+subprocess test runs under ``trio.fail_after(TIMEOUT)``: a safety net for a
+hung child, not a sleep.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast, final
+
+import pytest
+import trio
+
+from tests.helpers import require_tool
+from trio_emtcp import _cli, socket_pair, stream
+from trio_emtcp.ip import Address
+from trio_emtcp.ip.tcp import Acceptor, Socket
+
+PYTHON = [sys.executable, "-X", "dev"]
+CLI = [*PYTHON, "-m", "trio_emtcp"]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "echo_server.py"
+TIMEOUT = 30
+MIB = 1 << 20
+
+LISTENING = r"listening on 127\.0\.0\.1:(?P<port>\d+) \(pid (?P<pid>\d+)\)$"
+
+
+class _Lines:
+    """The lines a child writes to one of its pipes, as they arrive."""
+
+    def __init__(self, pipe: trio.abc.ReceiveStream) -> None:
+        self._pipe = pipe
+        self._partial = b""
+        self._changed = trio.Event()
+        self.lines: list[str] = []
+        self.eof = False
+
+    async def collect(self) -> None:
+        """Read the pipe to its end (every writer gone)."""
+        async with self._pipe:
+            while data := await self._pipe.receive_some():
+                *complete, self._partial = (self._partial + data).split(b"\n")
+                self.lines += [line.decode() for line in complete]
+                self._wake()
+        if self._partial:
+            self.lines.append(self._partial.decode())
+        self.eof = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_for(self, pattern: str, count: int = 1) -> list[re.Match[str]]:
+        """The first ``count`` lines matching ``pattern``, once they are in."""
+        regex = re.compile(pattern)
+        while True:
+            found = [m for line in self.lines if (m := regex.match(line))]
+            if len(found) >= count:
+                return found[:count]
+            if self.eof:
+                raise AssertionError(
+                    f"expected {count} lines matching {pattern!r}, got:\n{self.text}"
+                )
+            await self._changed.wait()
+
+    async def wait_eof(self) -> None:
+        while not self.eof:
+            await self._changed.wait()
+
+
+@dataclass
+class _Server:
+    process: trio.Process
+    log: _Lines
+    port: int
+    pid: int
+
+    async def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum``; the exit status."""
+        self.process.send_signal(signum)
+        return await self.process.wait()
+
+    def assert_clean_stderr(self) -> None:
+        assert "Traceback" not in self.log.text
+        assert "Warning" not in self.log.text
+
+
+@asynccontextmanager
+async def _spawn(
+    argv: Sequence[str], listening: str, *, stdout: bool = False
+) -> AsyncIterator[_Server]:
+    """Start a server; yield once its ``listening`` line (stderr) is in.
+
+    With ``stdout``, the line is read from stdout instead (the example).
+    The child is killed if still running when the block exits.
+    """
+    process = await trio.lowlevel.open_process(
+        list(argv),
+        stdout=subprocess.PIPE if stdout else None,
+        stderr=None if stdout else subprocess.PIPE,
+    )
+    pipe = process.stdout if stdout else process.stderr
+    assert pipe is not None
+    log = _Lines(pipe)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(log.collect)
+        try:
+            (match,) = await log.wait_for(listening)
+            yield _Server(process, log, int(match["port"]), process.pid)
+        finally:
+            if process.returncode is None:
+                process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
+
+
+def _echo_server(*options: str) -> AbstractAsyncContextManager[_Server]:
+    # With --workers, worker 0 (the process we start) says it first.
+    return _spawn(
+        [*CLI, "echo", "--port", "0", *options], r"^(?:worker 0: )?" + LISTENING
+    )
+
+
+def _recv_to_eof(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(MIB):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _send_and_shut(sock: socket.socket, payload: bytes) -> None:
+    sock.sendall(payload)
+    sock.shutdown(socket.SHUT_WR)
+
+
+async def _blocking_roundtrip(sock: socket.socket, payload: bytes) -> bytes:
+    """Send ``payload`` and half-close while reading the echo to its end."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, _send_and_shut, sock, payload)
+        return await trio.to_thread.run_sync(_recv_to_eof, sock)
+
+
+def _connect_blocking(port: int) -> socket.socket:
+    # The timeout only bounds a thread that would otherwise hang forever if
+    # the server misbehaved (threads cannot be cancelled).
+    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+
+
+def _lines_payload(count: int) -> bytes:
+    rng = random.Random(count)
+    return b"".join(
+        b"line %d %s\n" % (i, rng.randbytes(rng.randrange(40)).hex().encode())
+        for i in range(count)
+    )
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited and been reaped."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+# -- demo ----------------------------------------------------------------------
+
+
+async def test_demo_prints_what_it_does() -> None:
+    with trio.fail_after(TIMEOUT):
+        done = await trio.run_process(
+            [*CLI, "demo"], capture_stdout=True, capture_stderr=True
+        )
+    assert done.returncode == 0
+    assert done.stderr == b""
+    out = done.stdout.decode()
+    # The first example: its two results.
+    assert re.search(
+        r"^   stream\.write_all\(a, b'Hello World'\) returned 11$", out, re.M
+    )
+    assert re.search(
+        r"^   b\.read_some\(buf\) read 11 bytes: b'Hello World'$", out, re.M
+    )
+    # The echo exchange: the ports it names agree with each other.
+    listening = re.search(r"^   server: listening on 127\.0\.0\.1:(\d+) ", out, re.M)
+    assert listening is not None
+    server_port = listening[1]
+    connected = re.search(
+        r"^   client: connected from 127\.0\.0\.1:(\d+) "
+        rf"to 127\.0\.0\.1:{server_port};",
+        out,
+        re.M,
+    )
+    assert connected is not None
+    assert re.search(
+        rf"^   server: accept\(\) returned the connection from 127\.0\.0\.1:"
+        rf"{connected[1]}$",
+        out,
+        re.M,
+    )
+    exchanges = re.findall(
+        r"^   client: wrote (\d+) bytes, read (\d+) bytes back: (b'.*')$", out, re.M
+    )
+    assert exchanges == [
+        ("5", "5", "b'hello'"),
+        ("10", "10", "b'echo, echo'"),
+        ("7", "7", "b'goodbye'"),
+    ]
+    assert re.search(
+        r"^   server: read_some raised EndOfFile after 22 bytes; closing", out, re.M
+    )
+    assert re.search(r"^   client: read_some raised EndOfFile", out, re.M)
+    assert out.endswith("   server: acceptor closed; 22 bytes went there and back\n")
+
+
+def test_main_demo_returns_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["demo"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.startswith(
+        "1. The first example: a connected pair and stream.write_all\n"
+    )
+    assert "2. An echo exchange over loopback\n" in out
+
+
+# -- echo server ---------------------------------------------------------------
+
+
+async def test_echo_serves_concurrent_blocking_clients_exactly() -> None:
+    payloads = [random.Random(i).randbytes(MIB) for i in range(3)]
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server("--backlog", "8") as server:
+            socks = [
+                await trio.to_thread.run_sync(_connect_blocking, server.port)
+                for _ in payloads
+            ]
+            try:
+                # All three are being served at once before any data flows.
+                await server.log.wait_for(r"^connected: 127\.0\.0\.1:\d+$", count=3)
+                echoed: dict[int, bytes] = {}
+
+                async def roundtrip(i: int) -> None:
+                    echoed[i] = await _blocking_roundtrip(socks[i], payloads[i])
+
+                async with trio.open_nursery() as nursery:
+                    for i in range(len(payloads)):
+                        nursery.start_soon(roundtrip, i)
+            finally:
+                for sock in socks:
+                    sock.close()
+            await server.log.wait_for(
+                r"^disconnected: 127\.0\.0\.1:\d+ \(end of stream\), "
+                r"received 1048576 bytes, sent 1048576 bytes$",
+                count=3,
+            )
+            assert await server.stop() == 0
+    assert [echoed[i] for i in range(len(payloads))] == payloads
+    server.assert_clean_stderr()
+
+
+async def test_echo_serves_socat() -> None:
+    socat = require_tool("socat")
+    data = _lines_payload(2000)
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server() as server:
+            # -t: how long socat waits for the echo after our EOF; it exits
+            # as soon as the server closes, so this only bounds a failure.
+            done = await trio.run_process(
+                [socat, "-t", str(TIMEOUT), "-", f"TCP:127.0.0.1:{server.port}"],
+                stdin=data,
+                capture_stdout=True,
+            )
+            assert await server.stop() == 0
+    assert done.stdout == data
+    server.assert_clean_stderr()
+
+
+async def test_echo_serves_nc() -> None:
+    # nc is optional, even under CI: skip when absent (require_tool would
+    # fail under CI).
+    nc = shutil.which("nc")
+    if nc is None:
+        pytest.skip("nc is not installed")
+    with trio.fail_after(TIMEOUT):
+        usage = await trio.run_process(
+            [nc, "-h"], check=False, capture_stdout=True, capture_stderr=True
+        )
+        if b"-N" not in usage.stdout + usage.stderr:
+            pytest.skip("this nc has no -N (shut down after EOF on stdin)")
+        data = _lines_payload(500)
+        async with _echo_server() as server:
+            done = await trio.run_process(
+                [nc, "-N", "127.0.0.1", str(server.port)],
+                stdin=data,
+                capture_stdout=True,
+            )
+            assert await server.stop() == 0
+    assert done.stdout == data
+    server.assert_clean_stderr()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_echo_signal_closes_connections_and_exits_0(signum: int) -> None:
+    name = signal.Signals(signum).name
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server() as server:
+            client = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with client:
+                port = client.socket.getsockname()[1]
+                await client.send_all(b"ping")
+                assert await client.receive_some(4) == b"ping"
+                assert await server.stop(signum) == 0
+                # The server closed our connection on its way out.
+                assert await client.receive_some(1) == b""
+            # And it no longer accepts.
+            with pytest.raises(OSError, match=r"^all attempts to connect"):
+                await trio.open_tcp_stream("127.0.0.1", server.port)
+        await server.log.wait_eof()
+    assert server.log.lines[1:] == [
+        f"connected: 127.0.0.1:{port}",
+        f"stopping: {name}",
+        f"disconnected: 127.0.0.1:{port} "
+        "(server stopping), received 4 bytes, sent 4 bytes",
+        "stopped",
+    ]
+    server.assert_clean_stderr()
+
+
+async def test_echo_peer_reset_ends_only_that_connection() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server() as server:
+            rude = trio.socket.socket()
+            with rude:
+                await rude.connect(("127.0.0.1", server.port))
+                rude_port = rude.getsockname()[1]
+                await rude.send(b"ping")
+                assert await rude.recv(4) == b"ping"
+                # Linger 0: close() sends RST instead of FIN.
+                rude.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            await server.log.wait_for(
+                rf"^disconnected: 127\.0\.0\.1:{rude_port} \(connection reset by "
+                r"peer\), received 4 bytes, sent 4 bytes$"
+            )
+            # The server carries on.
+            async with await trio.open_tcp_stream("127.0.0.1", server.port) as polite:
+                await polite.send_all(b"still there?")
+                assert await polite.receive_some(12) == b"still there?"
+            assert await server.stop() == 0
+    server.assert_clean_stderr()
+
+
+async def test_echo_workers_share_the_port_and_stop_together() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server("--workers", "2") as server:
+            workers = await server.log.wait_for(r"^worker (\d): " + LISTENING, count=2)
+            assert [(m[1], int(m["port"])) for m in workers] == [
+                ("0", server.port),
+                ("1", server.port),
+            ]
+            assert int(workers[0]["pid"]) == server.pid
+            child = int(workers[1]["pid"])
+            # The kernel hashes each connection to one of the two listening
+            # sockets; 64 tries all landing on one has odds of 2**-63.
+            served_by: set[str] = set()
+            for i in range(64):
+                async with await trio.open_tcp_stream("127.0.0.1", server.port) as conn:
+                    message = b"message %d" % i
+                    await conn.send_all(message)
+                    assert await conn.receive_some(len(message)) == message
+                    port = conn.socket.getsockname()[1]
+                (match,) = await server.log.wait_for(
+                    rf"^worker (\d): connected: 127\.0\.0\.1:{port}$"
+                )
+                served_by.add(match[1])
+                if served_by == {"0", "1"}:
+                    break
+            assert served_by == {"0", "1"}
+            assert await server.stop() == 0
+        await server.log.wait_eof()
+    assert _gone(child)
+    await server.log.wait_for(r"^worker 0: stopping: SIGTERM$")
+    await server.log.wait_for(r"^worker 1: stopping: SIGTERM$")
+    await server.log.wait_for(r"^worker 1: stopped$")
+    assert server.log.lines[-1] == "worker 0: stopped"
+    server.assert_clean_stderr()
+
+
+async def test_echo_worker_failure_stops_the_server_with_status_1() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server("--workers", "2") as server:
+            (child,) = await server.log.wait_for(r"^worker 1: " + LISTENING)
+            os.kill(int(child["pid"]), signal.SIGKILL)
+            assert await server.process.wait() == 1
+        await server.log.wait_eof()
+    assert server.log.lines[-1] == (
+        "python -m trio_emtcp echo: error: worker 1 exited with status -9"
+    )
+    server.assert_clean_stderr()
+
+
+async def test_echo_workers_stop_when_the_parent_is_killed() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server("--workers", "2") as server:
+            (child,) = await server.log.wait_for(r"^worker 1: " + LISTENING)
+            # Opened while the worker runs, so its pid cannot be reused.
+            pidfd = os.pidfd_open(int(child["pid"]))
+            try:
+                assert await server.stop(signal.SIGKILL) == -signal.SIGKILL
+                # Readable once the orphaned worker has exited.
+                await trio.lowlevel.wait_readable(pidfd)
+            finally:
+                os.close(pidfd)
+        await server.log.wait_eof()
+    assert server.log.lines[-2:] == [
+        "worker 1: stopping: the parent process is gone",
+        "worker 1: stopped",
+    ]
+
+
+def test_echo_address_in_use_is_one_line_status_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert _cli.main(["echo", "--port", str(port)]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"python -m trio_emtcp echo: error: cannot listen on 127.0.0.1:{port}: "
+        "address already in use\n",
+    )
+
+
+def test_echo_workers_need_reuse_port(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(socket, "SO_REUSEPORT")
+    assert _cli.main(["echo", "--port", "0", "--workers", "2"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "python -m trio_emtcp echo: error: --workers: needs SO_REUSEPORT, "
+        "which this system lacks\n",
+    )
+
+
+async def test_example_echo_server_serves_and_stops() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with (
+            _spawn(
+                [*PYTHON, str(EXAMPLE), "0"],
+                r"^listening on 127\.0\.0\.1:(?P<port>\d+)$",
+                stdout=True,
+            ) as server,
+            await trio.open_tcp_stream("127.0.0.1", server.port) as conn,
+        ):
+            await conn.send_all(b"hello")
+            assert await conn.receive_some(5) == b"hello"
+            assert await server.stop(signal.SIGINT) == 0
+            assert await conn.receive_some(1) == b""
+        await server.log.wait_eof()
+    assert server.log.lines[-1] == "stopped"
+
+
+@final
+class _FlakyAcceptor:
+    """Fails ``accept`` with ``errors`` in turn, then hands out ``conns``."""
+
+    def __init__(self, errors: list[OSError], conns: list[Socket]) -> None:
+        self.errors = errors
+        self.conns = conns
+        self.calls: list[float] = []
+
+    async def accept(self) -> Socket:
+        self.calls.append(trio.current_time())
+        await trio.lowlevel.checkpoint()
+        if self.errors:
+            raise self.errors.pop(0)
+        if self.conns:
+            return self.conns.pop(0)
+        await trio.sleep_forever()
+
+
+async def test_accept_loop_backs_off_on_capacity_errors(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = await socket_pair()
+    fake = _FlakyAcceptor(
+        [OSError(errno.EMFILE, "Too many open files"), OSError(errno.ENOBUFS, "x")],
+        [b],
+    )
+    log = logging.getLogger("tests.test_cli")
+    async with a, trio.open_nursery() as nursery:
+        nursery.start_soon(_cli._accept_loop, cast(Acceptor, fake), nursery, log)
+        # The connection handed out after the errors is served.
+        await stream.write_all(a, b"ping")
+        buf = bytearray(4)
+        await stream.read_all(a, buf)
+        assert buf == b"ping"
+        nursery.cancel_scope.cancel()
+    start = fake.calls[0]
+    assert [t - start for t in fake.calls[:3]] == pytest.approx(
+        [0, _cli.ACCEPT_BACKOFF, 2 * _cli.ACCEPT_BACKOFF]
+    )
+    assert [r.getMessage() for r in caplog.records][:2] == [
+        "accept: too many open files; retrying in 0.1 s",
+        "accept: x; retrying in 0.1 s",
+    ]
+
+
+async def test_accept_loop_raises_other_errors() -> None:
+    fake = _FlakyAcceptor([OSError(errno.EINVAL, "Invalid argument")], [])
+    log = logging.getLogger("tests.test_cli")
+    with pytest.raises(OSError, match=r"Invalid argument$") as raised:
+        await _cli._accept_loop(cast(Acceptor, fake), cast(trio.Nursery, None), log)
+    assert raised.value.errno == errno.EINVAL
+
+
+async def test_stop_workers_kills_a_worker_that_ignores_the_signal(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    stubborn = (
+        "import signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); sys.stdin.read()"
+    )
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", stubborn],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        async with process.stdout:
+            # Its SIGTERM handler is in place once it says so.
+            assert await process.stdout.receive_some() == b"ready\n"
+        start = trio.current_time()
+        log = logging.getLogger("tests.test_cli")
+        assert not await _cli._stop_workers([process], signal.SIGTERM, log)
+        assert trio.current_time() - start == pytest.approx(_cli.WORKER_STOP_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert process.stdin is not None
+    with pytest.raises(trio.ClosedResourceError):
+        await process.stdin.send_all(b"x")  # _stop_workers closed our end
+    assert [r.getMessage() for r in caplog.records] == [
+        f"worker 1 (pid {process.pid}) still running after 10 s; killing it"
+    ]
+
+
+# -- echo client ---------------------------------------------------------------
+
+
+async def test_echo_client_pipes_stdin_through_the_server() -> None:
+    data = _lines_payload(100) + b"x" * (300 * 1024) + b"\nno newline at the end"
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server() as server:
+            done = await trio.run_process(
+                [*CLI, "echo-client", "--port", str(server.port)],
+                stdin=data,
+                capture_stdout=True,
+                capture_stderr=True,
+            )
+            await server.log.wait_for(
+                r"^disconnected: 127\.0\.0\.1:\d+ \(end of stream\), "
+                rf"received {len(data)} bytes, sent {len(data)} bytes$"
+            )
+            assert await server.stop() == 0
+    assert done.returncode == 0
+    assert done.stderr == b""
+    assert done.stdout == data
+
+
+async def test_echo_client_empty_input_exits_0() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with _echo_server() as server:
+            done = await trio.run_process(
+                [*CLI, "echo-client", "--port", str(server.port)],
+                stdin=b"",
+                capture_stdout=True,
+                capture_stderr=True,
+            )
+            assert await server.stop() == 0
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+
+async def _run_client_against(behaviour: str) -> tuple[int, bytes, bytes]:
+    """echo-client against a server that closes (FIN) or resets (RST) at once.
+
+    The client's stdin is a pipe kept open, so the client is still sending
+    when the server goes.
+    """
+    async with Acceptor() as acceptor:
+        loopback = Address.loopback_v4()
+        acceptor.open(loopback)
+        acceptor.bind(loopback, 0)
+        acceptor.listen()
+        process = await trio.lowlevel.open_process(
+            [*CLI, "echo-client", "--port", str(acceptor.local_port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
+        try:
+            await process.stdin.send_all(b"hi\n")
+            async with await acceptor.accept() as conn:
+                # Read what the client sent: it is connected and running,
+                # so what follows hits its transfer, not its connect.
+                assert await stream.read_all(conn, bytearray(3)) == 3
+                if behaviour == "reset":
+                    conn.set_option("linger", True, 0)
+            out = _Lines(process.stdout)
+            err = _Lines(process.stderr)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(out.collect)
+                nursery.start_soon(err.collect)
+                status = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
+                await process.stdin.aclose()
+    return status, out.text.encode(), err.text.encode()
+
+
+async def test_echo_client_server_closing_early_is_an_error() -> None:
+    with trio.fail_after(TIMEOUT):
+        status, out, err = await _run_client_against("close")
+    assert (status, out) == (1, b"")
+    assert re.fullmatch(
+        rb"python -m trio_emtcp echo-client: error: 127\.0\.0\.1:\d+ closed the "
+        rb"connection before the end of input",
+        err,
+    )
+
+
+async def test_echo_client_server_reset_is_an_error() -> None:
+    with trio.fail_after(TIMEOUT):
+        status, out, err = await _run_client_against("reset")
+    assert (status, out) == (1, b"")
+    assert re.fullmatch(
+        rb"python -m trio_emtcp echo-client: error: connection to "
+        rb"127\.0\.0\.1:\d+: connection reset by peer",
+        err,
+    )
+
+
+async def test_echo_client_unreadable_stdin_is_an_error() -> None:
+    async with Acceptor() as acceptor:
+        loopback = Address.loopback_v4()
+        acceptor.open(loopback)
+        acceptor.bind(loopback, 0)
+        acceptor.listen()  # the connection waits in the backlog: enough
+        # The write end of a pipe: reading it fails with EBADF.
+        read_end, write_end = os.pipe()
+        try:
+            with trio.fail_after(TIMEOUT):
+                done = await trio.run_process(
+                    [*CLI, "echo-client", "--port", str(acceptor.local_port)],
+                    stdin=write_end,
+                    check=False,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                )
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert done.stderr == (
+        b"python -m trio_emtcp echo-client: error: stdin: bad file descriptor\n"
+    )
+
+
+def test_echo_client_connection_refused_is_one_line_status_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Bound but not listening: the port is ours and refuses connections.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        assert _cli.main(["echo-client", "--port", str(port)]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"python -m trio_emtcp echo-client: error: cannot connect to "
+        f"127.0.0.1:{port}: connection refused\n",
+    )
+
+
+# -- helpers of _cli: resolution and connection --------------------------------
+
+
+async def test_resolve_numeric_address_skips_the_resolver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refuse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("resolver called")
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", refuse)
+    assert await _cli._resolve("::1", 7, passive=False) == [Address("::1")]
+
+
+async def test_resolve_name_keeps_order_drops_duplicates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[object, ...]] = []
+
+    async def fake(host: str, port: int, **kwargs: object) -> list[Any]:
+        seen.append((host, port, kwargs["flags"]))
+        stream = socket.SOCK_STREAM
+        return [
+            (socket.AF_INET6, stream, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, stream, 6, "", ("127.0.0.1", port)),
+            (socket.AF_INET6, stream, 6, "", ("::1", port, 0, 0)),
+        ]
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", fake)
+    assert await _cli._resolve("example", 7, passive=True) == [
+        Address("::1"),
+        Address("127.0.0.1"),
+    ]
+    assert seen == [("example", 7, socket.AI_PASSIVE)]
+
+
+async def test_resolve_failure_is_a_command_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def fail(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", fail)
+    with pytest.raises(
+        _cli._CommandError,
+        match=r"^cannot resolve 'nowhere': name or service not known$",
+    ):
+        await _cli._resolve("nowhere", 7, passive=False)
+
+
+async def test_connect_falls_back_to_the_next_address() -> None:
+    async with Acceptor() as acceptor:
+        loopback = Address.loopback_v4()
+        acceptor.open(loopback)
+        acceptor.bind(loopback, 0)
+        acceptor.listen()
+        port = acceptor.local_port
+        # 127.0.0.2 is loopback too, but nothing listens there: refused.
+        sock = await _cli._connect([Address("127.0.0.2"), loopback], port)
+        async with sock, await acceptor.accept() as peer:
+            assert sock.remote_address == loopback
+            assert peer.remote_port == sock.local_port
+
+
+async def test_connect_reports_the_last_failure() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        with pytest.raises(
+            _cli._CommandError,
+            match=rf"^cannot connect to 127\.0\.0\.1:{port}: connection refused$",
+        ):
+            await _cli._connect([Address("127.0.0.2"), Address("127.0.0.1")], port)
+
+
+# -- command line --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["echo", "--port", "70000"],
+            r"echo: error: argument --port: must be in 0\.\.65535, got 70000",
+        ),
+        (
+            ["echo", "--port", "7x"],
+            r"echo: error: argument --port: expected an integer in 0\.\.65535, "
+            r"got '7x'",
+        ),
+        (
+            ["echo-client", "--port", "-1"],
+            r"echo-client: error: argument --port: expected an integer in "
+            r"0\.\.65535, got '-1'",
+        ),
+        (
+            ["echo", "--workers", "0"],
+            r"echo: error: argument --workers: must be >= 1, got 0",
+        ),
+        (
+            ["echo", "--backlog", "-1"],
+            r"echo: error: argument --backlog: must be >= 0, got -1",
+        ),
+        (
+            ["echo", "--backlog", "many"],
+            r"echo: error: argument --backlog: expected an integer, got 'many'",
+        ),
+        ([], r": error: the following arguments are required: COMMAND"),
+        (["bogus"], r": error: argument COMMAND: invalid choice: 'bogus' .*"),
+        (["demo", "--loud"], r": error: unrecognized arguments: --loud"),
+    ],
+)
+def test_main_bad_arguments_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _cli.main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert re.fullmatch(rf"python -m trio_emtcp ?{message}\n", err)
+
+
+async def test_bad_port_from_the_shell_exits_2_without_traceback() -> None:
+    with trio.fail_after(TIMEOUT):
+        done = await trio.run_process(
+            [*CLI, "echo", "--port", "65536"],
+            check=False,
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr == (
+        b"python -m trio_emtcp echo: error: argument --port: "
+        b"must be in 0..65535, got 65536\n"
+    )
