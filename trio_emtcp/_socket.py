@@ -18,6 +18,7 @@ from ._address import Address, address_arg, port_arg
 from ._base import SocketBase, check_family
 from ._driver import (
     cancel_shielded_checkpoint,
+    checkpoint,
     checkpoint_if_cancelled,
     wait_readable,
     wait_writable,
@@ -396,15 +397,28 @@ class Socket(SocketBase, TrioStreamMixin):
             ``"do_not_route"``, ``"end_of_record"``, or an ``int`` /
             :class:`~trio_emtcp.ip.MessageFlag`.
 
+        With ``"out_of_band"`` it waits for the urgent byte (not for normal
+        readability) without taking the read queue, so a ``read_some`` in
+        another task goes on; ``"peek"`` leaves the byte pending (see
+        :doc:`/urgent-data`).
+
         Returns:
           The number of bytes read, as :meth:`read_some`.
 
         Raises:
           ValueError: an unknown flag name.
           TypeError: ``flags`` or ``buf`` has the wrong type.
-          EndOfFile, OperationAborted, OSError: as :meth:`read_some`.
+          EndOfFile: as :meth:`read_some`; with ``"out_of_band"``, also when
+            the peer closed its side with no urgent data pending.
+          OSError: as :meth:`read_some`; ``EINVAL`` for ``"out_of_band"``
+            while the ``out_of_band_inline`` option is on.
+          OperationAborted: as :meth:`read_some`.
         """
-        f = message_flags_arg(flags)
+        try:
+            f = message_flags_arg(flags)
+        except BaseException:
+            await checkpoint()
+            raise
         if f & _MSG_OOB:
             # Urgent data is not "readable" data: it has its own wait.
             return await _urgent.receive_urgent(self, buf, f)
@@ -453,7 +467,11 @@ class Socket(SocketBase, TrioStreamMixin):
           TypeError: ``flags`` or ``data`` has the wrong type.
           OperationAborted, OSError: as :meth:`write_some`.
         """
-        f = message_flags_arg(flags)
+        try:
+            f = message_flags_arg(flags)
+        except BaseException:
+            await checkpoint()
+            raise
         await checkpoint_if_cancelled()
         sock = self._sock
         try:
@@ -484,16 +502,23 @@ class Socket(SocketBase, TrioStreamMixin):
     async def wait(self, kind: Literal["read", "write", "error"]) -> None:
         """Wait until the socket is readable, writable, or has an error.
 
+        ``"error"`` waits for an exceptional condition: urgent data, a
+        pending socket error, or a hang-up (immediate on a socket that was
+        never connected, as in Asio).  ``"error"`` waits are not queued:
+        every waiter wakes.  Trio's I/O manager cannot wait for these, so on
+        Linux each call watches the socket with a private epoll descriptor
+        (see :doc:`/urgent-data` for other platforms).
+
         Args:
-          kind: ``"read"``, ``"write"``, or ``"error"`` (an exceptional
-            condition: urgent data or a pending socket error).
+          kind: ``"read"``, ``"write"`` or ``"error"``.
 
         Raises:
           TypeError: ``kind`` is not a ``str``.
           ValueError: ``kind`` is another string.
           OperationAborted: ``close()``/``cancel()``/``release()`` from
             another task.
-          OSError: ``EBADF`` if closed.
+          OSError: ``EBADF`` if closed; ``EMFILE`` when no descriptor is left
+            for the epoll of an ``"error"`` wait.
         """
         await checkpoint_if_cancelled()
         try:
@@ -517,9 +542,60 @@ class Socket(SocketBase, TrioStreamMixin):
         tail: Buffer | None = None,
         n_number_of_bytes_per_send: int | None = None,
     ) -> int:
-        """Send part of a file, zero-copy where the system can.
+        """Send ``head``, then part of a file, then ``tail``; zero-copy where possible.
 
-        See :mod:`trio_emtcp._sendfile` for the details.
+        Emilua has ``send_file`` on Windows only (``TransmitFile``).  Here the
+        file data goes with :func:`os.sendfile` (zero-copy: it never enters
+        Python) where the system has it and accepts the file, and otherwise
+        with :func:`os.pread` and the socket's own write loop.  The file is
+        read at ``offset`` without moving its position (a file object's
+        ``tell()`` is unchanged); data still buffered in a file object opened
+        for writing is not seen, so flush it first.  Reading happens in the
+        event loop's thread: free from the page cache, a blocking disk read
+        otherwise.
+
+        Like :func:`trio_emtcp.stream.write_all` it returns only when
+        everything is written, and must not interleave with other writes on
+        the socket: writers queue FIFO, but another task's write could land
+        between the head and the file data.
+
+        Args:
+          file: a binary file object with ``fileno()`` (opened ``"rb"``), or
+            an ``int`` descriptor.  It must allow reading at an offset (a
+            regular file or a block device, not a pipe or a socket).
+          offset: where to start in the file, ``>= 0``.
+          size_in_bytes: how many bytes of the file to send, ``>= 0``.  Unlike
+            ``TransmitFile``, ``0`` sends no file data (not the whole file).
+          head: bytes-like data to send before the file data, or ``None``.
+          tail: bytes-like data to send after it, or ``None``.
+          n_number_of_bytes_per_send: ``None``, or the most file bytes handed
+            to the kernel per system call (``>= 1``).
+
+        Returns:
+          The number of bytes of file data sent, head and tail not counted.
+          It is less than ``size_in_bytes`` only if the file ends first: the
+          transfer stops at the end of the file, and the tail is still sent.
+
+        Raises:
+          TypeError: ``file`` is a text file, has no descriptor, or is of
+            another type; another argument has the wrong type (``head`` or
+            ``tail`` as ``str``: encode them).  Nothing is sent.
+          ValueError: ``offset``, ``size_in_bytes`` or an ``int`` ``file`` is
+            negative; ``n_number_of_bytes_per_send`` is below 1; ``offset +
+            size_in_bytes`` exceeds the largest file offset; the file object
+            is closed or open for writing only.  Nothing is sent.
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task.  Its ``bytes_transferred`` counts the head, file
+            and tail bytes written before it; after ``cancel()`` the socket
+            is usable, and the file part can resume at ``offset +
+            bytes_transferred - len(head)``.
+          OSError: ``EBADF`` if the socket is closed or ``file`` is not an
+            open descriptor (nothing is sent); ``ESPIPE`` for a file that
+            cannot be read at an offset; ``EPIPE``, ``ECONNRESET``, ... from
+            the connection.  Errors after the checks carry
+            ``bytes_transferred`` too.
+          trio.Cancelled: the task's own cancellation, with
+            ``bytes_transferred`` set as for ``OperationAborted``.
         """
         return await _sendfile.send_file(
             self, file, offset, size_in_bytes, head, tail, n_number_of_bytes_per_send
