@@ -18,7 +18,7 @@ from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted, socket_pai
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
-from .helpers import blocking_pair, fill_send_buffer, no_fd_leak
+from .helpers import blocking_pair, fill_send_buffer, no_fd_leak, open_fds
 
 LOOPBACK = Address.loopback_v4()
 
@@ -961,3 +961,15 @@ async def test_socket_pair_v6_and_bad_family() -> None:
         TypeError, match=r"^family: expected 'v4' or 'v6', got Address$"
     ):
         await socket_pair(Address("::1"))  # type: ignore[arg-type]
+
+
+def test_Socket_close_outside_trio_run_closes_the_descriptor() -> None:
+    async def make() -> tuple[Socket, Socket]:
+        return await socket_pair()
+
+    a, b = trio.run(make)
+    before = open_fds()
+    a.close()
+    b.close()
+    assert open_fds() == before - 2
+    assert not a.is_open

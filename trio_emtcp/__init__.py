@@ -8,6 +8,7 @@ and here (:func:`socket_pair`, the exceptions).
 from . import ip as ip
 from . import stream as stream
 from ._errors import AlreadyOpenError as AlreadyOpenError
+from ._errors import ClosedSocketError as ClosedSocketError
 from ._errors import EndOfFile as EndOfFile
 from ._errors import NotFoundError as NotFoundError
 from ._errors import OperationAborted as OperationAborted

@@ -44,6 +44,7 @@ the next parked task when it leaves, whatever the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import socket as _stdlib_socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -149,7 +150,11 @@ class Driver:
         if sock.fileno() != -1:
             # Wakes any raw wait that is not ours (e.g. a user of
             # ``trio_socket``) and drops Trio's registration of the fd.
-            trio.lowlevel.notify_closing(sock)
+            # RuntimeError outside trio.run (a close() after the run ended,
+            # or from another event loop): no Trio waiter can exist then,
+            # and the caller must still close the descriptor.
+            with contextlib.suppress(RuntimeError):
+                trio.lowlevel.notify_closing(sock)
         return sock
 
     # -- the slow path ----------------------------------------------------

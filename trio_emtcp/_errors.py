@@ -12,8 +12,11 @@ import errno
 import os
 from typing import final
 
+import trio
+
 __all__ = [
     "AlreadyOpenError",
+    "ClosedSocketError",
     "EndOfFile",
     "NotFoundError",
     "OperationAborted",
@@ -30,7 +33,7 @@ class OperationAborted(OSError):
     :data:`errno.ECANCELED`, like Emilua's ``operation_aborted``.  An operation
     that ends this way transferred no data; composed operations of
     :mod:`trio_emtcp.stream` report what they transferred before it in
-    :attr:`bytes_transferred`.
+    ``bytes_transferred``.
 
     The task's own Trio cancellation is never turned into this error: it
     stays :class:`trio.Cancelled`.
@@ -55,7 +58,7 @@ class EndOfFile(EOFError):
     that call and on every later one (Emilua can hang on the second call;
     trio_emtcp never does), and by :func:`trio_emtcp.stream.read_all` and
     :func:`~trio_emtcp.stream.read_at_least` when the stream ends before the
-    buffer is filled, with :attr:`bytes_transferred` set to what they read.
+    buffer is filled, with ``bytes_transferred`` set to what they read.
     """
 
     bytes_transferred: int
@@ -86,6 +89,28 @@ class NotFoundError(LookupError):
     """
 
 
-def closed_error() -> OSError:
+@final
+class ClosedSocketError(OSError, trio.ClosedResourceError):
+    """The socket or acceptor is closed (errno ``EBADF``).
+
+    Raised by every member of a closed (or never opened)
+    :class:`~trio_emtcp.ip.tcp.Socket` or :class:`~trio_emtcp.ip.tcp.Acceptor`
+    except ``close()`` and ``is_open``, when it is called after the close.
+    Emilua reports ``EBADF`` there, so it is an :class:`OSError` with that
+    errno, and its text is the plain ``[Errno 9] Bad file descriptor``.  It is
+    also a :class:`trio.ClosedResourceError`, the exception Trio's
+    ``Listener.accept`` and stream methods raise on a resource the caller
+    closed: ``Acceptor.accept`` is both Emilua's ``accept`` and
+    :meth:`trio.abc.Listener.accept`, so code written for either API catches
+    it with the exception it already expects.
+
+    An operation that was *already waiting* when another task closed the
+    object ends with :class:`OperationAborted` instead (Emilua's
+    ``operation_aborted``); the Trio stream methods turn that one into
+    :class:`trio.ClosedResourceError`.
+    """
+
+
+def closed_error() -> ClosedSocketError:
     """The error every member of a closed object raises (Emilua's EBADF)."""
-    return OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return ClosedSocketError(errno.EBADF, os.strerror(errno.EBADF))

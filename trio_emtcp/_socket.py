@@ -124,6 +124,12 @@ class Socket(SocketBase, TrioStreamMixin):
         self._sock = sock
         return self
 
+    def _detach_sock(self) -> _stdlib_socket.socket | None:
+        # Every new descriptor comes after a close/release (open, assign and
+        # connect need a closed socket), so the Trio EOF mark is reset here.
+        self._trio_eof_sent = False
+        return super()._detach_sock()
+
     def __repr__(self) -> str:
         sock = self._sock
         if sock is None:

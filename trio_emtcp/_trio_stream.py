@@ -1,21 +1,409 @@
 """Trio's stream and listener contracts on top of Socket and Acceptor.
 
-Placeholder: the methods of ``trio.abc.HalfCloseableStream`` and
-``trio.abc.Listener`` arrive with the Trio interoperability work.
+:class:`~trio_emtcp.ip.tcp.Socket` keeps two vocabularies side by side:
+
+* Emilua's methods (``read_some``, ``write_some``, ``shutdown``...) raise
+  :class:`OSError` subclasses (:class:`~trio_emtcp.OperationAborted`,
+  ``ConnectionResetError``...) and :class:`~trio_emtcp.EndOfFile`, and
+  several tasks may queue FIFO in one direction.
+* The :class:`trio.abc.HalfCloseableStream` methods defined here
+  (``send_all``, ``receive_some``, ``send_eof``,
+  ``wait_send_all_might_not_block``) follow Trio's contract instead:
+  ``b""`` at end of stream, :class:`trio.ClosedResourceError`,
+  :class:`trio.BrokenResourceError` and :class:`trio.BusyResourceError`,
+  which is what :class:`trio.SSLStream`, ``trio.testing``'s conformance
+  checks and other Trio libraries expect.
+
+Both go through the same driver (``_driver.py``), so both are aborted by
+``close()``/``cancel()`` and share the fast path.  The translation from
+the first vocabulary to the second happens at one place,
+:class:`_StreamErrors`.
 """
 
 from __future__ import annotations
 
-__all__ = ["TrioListenerMixin", "TrioStreamMixin"]
+import errno
+import socket as _stdlib_socket
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+import trio
+
+from ._driver import (
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+    wait_readable,
+    wait_writable,
+)
+from ._errors import OperationAborted, closed_error
+
+if TYPE_CHECKING:
+    from ._driver import Waiters, WaitFn
+
+    # Used only in the string "Socket" of TrioListenerMixin's base, which
+    # ruff does not read as a type expression.
+    from ._socket import Socket  # noqa: F401
+    from ._util import Buffer
+
+T = TypeVar("T")
+
+__all__ = ["DEFAULT_RECEIVE_SIZE", "TrioListenerMixin", "TrioStreamMixin"]
+
+# What ``receive_some()`` asks the kernel for when the caller gives no size.
+# trio.SSLStream always calls it that way, so the default must hold a whole
+# TLS record (16 KiB plus overhead) with room to spare; 64 KiB is also the
+# loopback MTU, a typical TSO/GRO segment, and exactly
+# ``trio.SocketStream``'s default, so code moving between the two sees the
+# same chunking.  ``recv`` allocates the buffer once and shrinks it to what
+# arrived, so a large default costs no copy for small reads.
+DEFAULT_RECEIVE_SIZE = 65536
+
+_SHUT_WR = _stdlib_socket.SHUT_WR
+# The errnos that mean "this descriptor is gone" rather than "the connection
+# broke": EBADF, and ENOTSOCK (Windows' word for it); the same set
+# trio.SocketStream treats as closed.
+_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
-class TrioStreamMixin:
-    """Trio's ``HalfCloseableStream`` methods for ``Socket``."""
+class _SocketState(Protocol):
+    """What the mixin uses of ``Socket`` (for the type checker only).
+
+    The methods below annotate ``self`` with it: a mixin cannot name its
+    subclass as its self type, and this keeps the mixin free of casts.
+    """
+
+    _sock: _stdlib_socket.socket | None
+    _readers: Waiters
+    _writers: Waiters
+    _trio_receiving: bool
+    _trio_sending: bool
+    _trio_eof_sent: bool
+
+    async def _blocked(
+        self,
+        waiters: Waiters,
+        wait_fn: WaitFn,
+        fn: Callable[..., T] | None,
+        args: tuple[Any, ...],
+        *,
+        wait_first: bool,
+    ) -> T: ...
+
+    async def _write_at_least(self, data: Buffer, minimum: int) -> int: ...
+
+
+class _StreamErrors:
+    """Turn the driver's errors into Trio's stream vocabulary.
+
+    Used as ``with _StreamErrors(sock):`` around the body of every Trio
+    stream method, and nowhere else:
+
+    * :class:`~trio_emtcp.OperationAborted` while the socket is now closed
+      (another task's ``close()``/``aclose()``/``release()`` reached the
+      operation): :class:`trio.ClosedResourceError`, as Trio reports a stream
+      closed under a blocked task.
+    * :class:`~trio_emtcp.OperationAborted` while the socket is still open
+      (``cancel()``): passed through unchanged.  The stream is neither
+      closed nor broken, and ``cancel()`` is documented to end every pending
+      operation with exactly this error; for ``send_all`` its
+      ``bytes_transferred`` says how much went out first.
+    * ``EBADF``/``ENOTSOCK`` (the closed-object error): a plain
+      :class:`trio.ClosedResourceError`.
+    * Any other :class:`OSError` (``ECONNRESET``, ``EPIPE``...):
+      :class:`trio.BrokenResourceError`, chained to it (``__cause__``).
+
+    Anything that is not an :class:`OSError` (``trio.Cancelled``,
+    ``TypeError``, Trio's own exceptions) passes through.
+
+    A small class rather than ``@contextmanager``: it runs on every call,
+    and a generator per call costs more than this object.
+    """
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: _SocketState) -> None:
+        self._socket = socket
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
+        if not isinstance(exc, OSError):
+            return False
+        if isinstance(exc, OperationAborted):
+            if self._socket._sock is not None:
+                return False  # cancel(): the socket is open and usable
+            raise trio.ClosedResourceError(
+                "socket was closed while the operation was waiting"
+            ) from None
+        if exc.errno in _CLOSED_ERRNOS:
+            raise trio.ClosedResourceError("socket is closed") from None
+        raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
+
+
+def _max_bytes_arg(max_bytes: object) -> int:
+    """Check ``receive_some``'s ``max_bytes`` (``None`` already handled).
+
+    Raises:
+      TypeError: not an ``int`` (``bool`` included).
+      ValueError: less than 1.
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+        raise TypeError(
+            f"max_bytes: expected an int or None, got {type(max_bytes).__name__}"
+        )
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes: must be >= 1, got {max_bytes}")
+    return max_bytes
+
+
+def _data_arg(data: object) -> memoryview:
+    """``send_all``'s ``data`` as a flat byte view.
+
+    Raises:
+      TypeError: not a C-contiguous bytes-like object.
+    """
+    try:
+        return memoryview(data).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        if isinstance(data, str):
+            raise TypeError(
+                "data: expected a bytes-like object, got str; encode it first"
+            ) from None
+        if isinstance(data, memoryview):
+            raise TypeError("data: expected a C-contiguous buffer") from None
+        raise TypeError(
+            f"data: expected a bytes-like object, got {type(data).__name__}"
+        ) from None
+
+
+def _busy(direction: str) -> trio.BusyResourceError:
+    return trio.BusyResourceError(f"another task is already {direction} on this socket")
+
+
+class TrioStreamMixin(trio.abc.HalfCloseableStream):
+    """Trio's :class:`~trio.abc.HalfCloseableStream` methods for ``Socket``.
+
+    ``aclose`` comes from the socket itself (close, then checkpoint).  The
+    state lives in three slots that ``Socket`` declares: ``_trio_receiving``
+    and ``_trio_sending`` (the conflict flags that make concurrent use raise
+    :class:`trio.BusyResourceError`, as Trio's contract demands) and
+    ``_trio_eof_sent`` (reset by ``Socket`` whenever it lets go of its
+    descriptor, so it always describes the current one).
+    """
 
     __slots__ = ()
 
+    async def send_all(self: _SocketState, data: Buffer) -> None:
+        """Send all of ``data``; Trio's :meth:`trio.abc.SendStream.send_all`.
 
-class TrioListenerMixin:
-    """Trio's ``Listener`` for ``Acceptor``."""
+        The whole buffer goes out under one checkpoint while the kernel
+        accepts it (the loop of :func:`trio_emtcp.stream.write_all`); the
+        call only yields again if the send buffer fills.  An empty ``data``
+        sends nothing and is still a checkpoint.
+
+        If an Emilua-style write (``write_some``...) is pending in another
+        task, this call queues behind it, FIFO; only a second Trio send-side
+        call at the same time is refused.
+
+        Args:
+          data: a bytes-like object (``bytes``, ``bytearray``,
+            ``memoryview``, ...).
+
+        Raises:
+          TypeError: ``data`` is not bytes-like (``str``: encode it).
+          trio.BusyResourceError: another task is in ``send_all``,
+            ``send_eof`` or ``wait_send_all_might_not_block`` on this socket.
+          trio.ClosedResourceError: the socket is closed, was closed by
+            another task while this call waited, or ``send_eof`` was called.
+          trio.BrokenResourceError: the connection broke (peer reset,
+            ``EPIPE``...); its ``__cause__`` is the :class:`OSError`.
+          trio_emtcp.OperationAborted: another task called ``cancel()``; the
+            socket is still open and ``bytes_transferred`` says how much of
+            ``data`` was sent.
+        """
+        if self._trio_sending:
+            await checkpoint()
+            raise _busy("sending")
+        self._trio_sending = True
+        try:
+            with _StreamErrors(self):
+                try:
+                    view = _data_arg(data)
+                except TypeError:
+                    await checkpoint()
+                    raise
+                if self._trio_eof_sent:
+                    await checkpoint()
+                    raise trio.ClosedResourceError("cannot send after send_eof()")
+                size = view.nbytes
+                if size:
+                    await self._write_at_least(view, size)
+                else:
+                    await checkpoint()
+                    if self._sock is None:
+                        raise closed_error()
+        finally:
+            self._trio_sending = False
+
+    async def wait_send_all_might_not_block(self: _SocketState) -> None:
+        """Wait until the socket is writable; Trio's flow-control hint.
+
+        See :meth:`trio.abc.SendStream.wait_send_all_might_not_block`.  After
+        the peer closed the connection this returns (the socket is
+        "writable": the next ``send_all`` reports the error).
+
+        Raises:
+          trio.BusyResourceError: another task is in a send-side Trio method.
+          trio.ClosedResourceError: the socket is closed, or was closed by
+            another task while this call waited.
+          trio_emtcp.OperationAborted: another task called ``cancel()``.
+        """
+        if self._trio_sending:
+            await checkpoint()
+            raise _busy("sending")
+        self._trio_sending = True
+        try:
+            with _StreamErrors(self):
+                await self._blocked(
+                    self._writers, wait_writable, None, (), wait_first=True
+                )
+        finally:
+            self._trio_sending = False
+
+    async def send_eof(self: _SocketState) -> None:
+        """Shut down the sending side (``shutdown(SHUT_WR)``); idempotent.
+
+        See :meth:`trio.abc.HalfCloseableStream.send_eof`.  Later
+        ``send_all`` calls raise :class:`trio.ClosedResourceError`; receiving
+        keeps working.  (The Emilua-style ``shutdown("send")`` does not mark
+        the stream: ``send_all`` after it reports the kernel's ``EPIPE`` as
+        :class:`trio.BrokenResourceError`.)
+
+        Raises:
+          trio.BusyResourceError: another task is in a send-side Trio method.
+          trio.ClosedResourceError: the socket is closed.
+          trio.BrokenResourceError: the kernel refused (e.g. ``ENOTCONN``
+            after a reset).
+        """
+        if self._trio_sending:
+            await checkpoint()
+            raise _busy("sending")
+        self._trio_sending = True
+        try:
+            # Checkpoint first, as trio.SocketStream does: a cancelled
+            # send_eof has not shut anything down.
+            await checkpoint()
+            with _StreamErrors(self):
+                sock = self._sock
+                if sock is None:
+                    raise closed_error()
+                if not self._trio_eof_sent:
+                    sock.shutdown(_SHUT_WR)
+                    self._trio_eof_sent = True
+        finally:
+            self._trio_sending = False
+
+    async def receive_some(self: _SocketState, max_bytes: int | None = None) -> bytes:
+        """Receive up to ``max_bytes``; Trio's ``receive_some``.
+
+        See :meth:`trio.abc.ReceiveStream.receive_some`.  One ``recv`` into a
+        freshly allocated ``bytes`` object (the only allocation); use
+        :meth:`read_some` to read into a buffer you reuse.
+
+        If an Emilua-style read is pending in another task, this call
+        queues behind it, FIFO.
+
+        Args:
+          max_bytes: the most bytes to return, ``>= 1``; ``None`` for
+            ``DEFAULT_RECEIVE_SIZE`` (64 KiB).
+
+        Returns:
+          At least one byte; ``b""`` once the peer has sent EOF, on that call
+          and every later one.
+
+        Raises:
+          TypeError: ``max_bytes`` is not an ``int`` or ``None``.
+          ValueError: ``max_bytes`` is less than 1.
+          trio.BusyResourceError: another task is in ``receive_some`` on this
+            socket.
+          trio.ClosedResourceError: the socket is closed, or was closed by
+            another task while this call waited.
+          trio.BrokenResourceError: the connection broke (peer reset...);
+            its ``__cause__`` is the :class:`OSError`.
+          trio_emtcp.OperationAborted: another task called ``cancel()``;
+            nothing was received.
+        """
+        if max_bytes is None:
+            size = DEFAULT_RECEIVE_SIZE
+        else:
+            try:
+                size = _max_bytes_arg(max_bytes)
+            except (TypeError, ValueError):
+                await checkpoint()
+                raise
+        if self._trio_receiving:
+            await checkpoint()
+            raise _busy("receiving")
+        self._trio_receiving = True
+        try:
+            with _StreamErrors(self):
+                # The fast path of Socket.read_some, with recv instead of
+                # recv_into: one full checkpoint around a syscall that did
+                # not block, the driver when it would.
+                await checkpoint_if_cancelled()
+                sock = self._sock
+                readers = self._readers
+                try:
+                    if sock is None:
+                        raise closed_error()
+                    if readers.busy:
+                        raise BlockingIOError
+                    data: bytes = sock.recv(size)
+                except BlockingIOError:
+                    assert sock is not None
+                    data = await self._blocked(
+                        readers,
+                        wait_readable,
+                        sock.recv,
+                        (size,),
+                        wait_first=not readers.busy,
+                    )
+                    return data
+                except BaseException:
+                    await cancel_shielded_checkpoint()
+                    raise
+                await cancel_shielded_checkpoint()
+                return data
+        finally:
+            self._trio_receiving = False
+
+
+class TrioListenerMixin(trio.abc.Listener["Socket"]):
+    """Trio's :class:`~trio.abc.Listener` for ``Acceptor``.
+
+    ``Acceptor.accept`` and ``Acceptor.aclose`` already have the shape the
+    interface asks for (``accept`` returns a connected
+    :class:`~trio_emtcp.ip.tcp.Socket`, which is a Trio stream), so this
+    class only adds the base class, which makes
+    ``trio.serve_listeners(handler, [acceptor])`` accept it.
+
+    One method serves both vocabularies.  On a closed acceptor ``accept``
+    raises ``ClosedSocketError``, which is both
+    ``OSError(EBADF)`` (Emilua) and :class:`trio.ClosedResourceError` (Trio).
+    The capacity errors (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``)
+    propagate as :class:`OSError` at once, which is what
+    :func:`trio.serve_listeners` expects: it logs them, sleeps and retries.
+    An ``accept`` that another task's ``close()`` or ``cancel()`` aborts
+    raises :class:`~trio_emtcp.OperationAborted`, as in Emilua; to stop
+    ``serve_listeners``, cancel its scope (it closes the acceptor itself).
+    """
 
     __slots__ = ()

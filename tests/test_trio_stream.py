@@ -1,0 +1,943 @@
+"""Tests for Trio interoperability (trio_emtcp/_trio_stream.py, SPEC §7).
+
+Socket as a ``trio.abc.HalfCloseableStream`` (Trio's own conformance suite
+plus the edges it does not pin down: messages, chaining, cancel()),
+Acceptor as a ``trio.abc.Listener`` under ``trio.serve_listeners``,
+``trio.SSLStream`` over a Socket, the closed-object error that both
+vocabularies catch, and anyio's trio backend.
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import importlib.util
+import os
+import select
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import trustme
+from trio.testing import assert_checkpoints, wait_all_tasks_blocked
+
+import trio_emtcp
+from trio_emtcp import OperationAborted, socket_pair
+from trio_emtcp._errors import ClosedSocketError, closed_error
+from trio_emtcp._trio_stream import DEFAULT_RECEIVE_SIZE, _StreamErrors
+from trio_emtcp.ip import Address
+from trio_emtcp.ip.tcp import Acceptor, Socket
+
+from .helpers import no_fd_leak
+
+HAVE_ANYIO = importlib.util.find_spec("anyio") is not None
+if HAVE_ANYIO:
+    import anyio
+    import anyio.abc
+    import anyio.streams.buffered
+
+LOOPBACK = Address.loopback_v4()
+Pair = tuple[Socket, Socket]
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def clog(sender: Socket, receiver: Socket) -> None:
+    """Fill ``sender``'s send buffer and ``receiver``'s receive buffer.
+
+    Both are shrunk first so that this takes a few hundred KiB.  Raw
+    non-blocking sends go on until the kernel no longer reports the socket
+    writable (not merely until the first ``EAGAIN``), so that a later
+    ``wait_send_all_might_not_block`` really blocks until the peer reads.
+    """
+    sender.set_option("send_buffer_size", 4096)
+    receiver.set_option("receive_buffer_size", 4096)
+    raw = sender._sock
+    assert raw is not None
+    chunk = b"x" * 65536
+    poller = select.poll()
+    poller.register(raw, select.POLLOUT)
+    for _ in range(1000):
+        if not poller.poll(0):
+            return
+        try:
+            while True:
+                raw.send(chunk)
+        except BlockingIOError:
+            pass
+    raise AssertionError("the send buffer never filled")
+
+
+async def _listening() -> Acceptor:
+    acceptor = Acceptor()
+    acceptor.open(LOOPBACK)
+    acceptor.bind(LOOPBACK, 0)
+    acceptor.listen()
+    return acceptor
+
+
+async def make_pair() -> Pair:
+    return await socket_pair()
+
+
+async def make_clogged_pair() -> Pair:
+    a, b = await socket_pair()
+    clog(a, b)
+    clog(b, a)
+    return a, b
+
+
+@pytest.fixture
+async def clogged() -> AsyncIterator[Pair]:
+    """A pair whose ``a -> b`` direction is full: ``a.send_all`` blocks."""
+    a, b = await socket_pair()
+    async with a, b:
+        clog(a, b)
+        yield a, b
+
+
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(client, server) contexts trusting a fresh trustme CA."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("emtcp.example").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return client, server
+
+
+async def _tls_pair(
+    client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext
+) -> tuple[trio.SSLStream[Socket], trio.SSLStream[Socket]]:
+    a, b = await socket_pair()
+    client = trio.SSLStream(a, client_ctx, server_hostname="emtcp.example")
+    server = trio.SSLStream(b, server_ctx, server_side=True)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.do_handshake)
+        nursery.start_soon(server.do_handshake)
+    return client, server
+
+
+async def _blocked_then(
+    call: Callable[[], Awaitable[object]], then: Callable[[], object]
+) -> BaseException:
+    """Start ``call`` in a task, run ``then()`` once it blocks; its error."""
+    caught: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            await call()
+        except Exception as exc:
+            caught.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await wait_all_tasks_blocked()
+        then()
+    assert len(caught) == 1, "the call was not aborted"
+    return caught[0]
+
+
+# -- the interfaces -------------------------------------------------------------
+
+
+def test_Socket_is_a_trio_HalfCloseableStream() -> None:
+    assert issubclass(Socket, trio.abc.HalfCloseableStream)
+    assert isinstance(Socket(), trio.abc.HalfCloseableStream)
+    assert not hasattr(Socket(), "__dict__")  # the mixin kept __slots__ = ()
+
+
+def test_Acceptor_is_a_trio_Listener() -> None:
+    assert issubclass(Acceptor, trio.abc.Listener)
+    acceptor = Acceptor()
+    assert isinstance(acceptor, trio.abc.Listener)
+    assert not hasattr(acceptor, "__dict__")
+
+
+async def test_Socket_passes_check_half_closeable_stream() -> None:
+    with no_fd_leak():
+        await trio.testing.check_half_closeable_stream(make_pair, make_clogged_pair)
+
+
+# -- send_all / receive_some ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello",
+        bytearray(b"hello"),
+        memoryview(b"xhellox")[1:-1],
+        array.array("B", b"hello"),
+    ],
+)
+async def test_Socket_send_all_receive_some_round_trip(data: Any, pair: Pair) -> None:
+    a, b = pair
+    with assert_checkpoints():
+        assert await a.send_all(data) is None  # type: ignore[func-returns-value]
+    with assert_checkpoints():
+        got = await b.receive_some(5)
+    assert got == b"hello"
+    assert type(got) is bytes
+
+
+async def test_Socket_send_all_non_byte_format_sends_every_byte(pair: Pair) -> None:
+    a, b = pair
+    data = array.array("i", [1, 2, 3])
+    await a.send_all(data)
+    assert await b.receive_some(100) == data.tobytes()
+
+
+async def test_Socket_send_all_uses_one_composed_write(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fast path is the socket's own write loop (one checkpoint for the
+    # whole buffer), not a loop of write_some calls.
+    a, b = pair
+    calls: list[tuple[int, int]] = []
+    original = Socket._write_at_least
+
+    async def spy(self: Socket, data: Any, minimum: int) -> int:
+        calls.append((memoryview(data).nbytes, minimum))
+        return await original(self, data, minimum)
+
+    monkeypatch.setattr(Socket, "_write_at_least", spy)
+    await a.send_all(b"y" * 5000)
+    assert calls == [(5000, 5000)]
+    got = bytearray()
+    while len(got) < 5000:
+        got += await b.receive_some()
+    assert got == b"y" * 5000
+
+
+async def test_Socket_send_all_large_buffer_arrives_whole(pair: Pair) -> None:
+    a, b = pair
+    payload = bytes(range(256)) * 8192  # 2 MiB: blocks on the way
+    got = bytearray()
+
+    async def receive() -> None:
+        while len(got) < len(payload):
+            got.extend(await b.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive)
+        await a.send_all(payload)
+    assert got == payload
+
+
+async def test_Socket_receive_some_default_size_is_64_KiB(pair: Pair) -> None:
+    a, b = pair
+    assert DEFAULT_RECEIVE_SIZE == 65536
+    await a.send_all(b"z" * 70000)
+    # Over loopback the bytes are queued at the peer when send returns.
+    assert b.io_control("bytes_readable") == 70000
+    with assert_checkpoints():
+        first = await b.receive_some()
+    assert len(first) == DEFAULT_RECEIVE_SIZE
+    assert len(await b.receive_some(None)) == 70000 - DEFAULT_RECEIVE_SIZE
+
+
+async def test_Socket_receive_some_returns_at_most_max_bytes(pair: Pair) -> None:
+    a, b = pair
+    await a.send_all(b"abcdef")
+    assert await b.receive_some(4) == b"abcd"
+    assert await b.receive_some(4) == b"ef"
+
+
+async def test_Socket_receive_some_eof_is_empty_every_time(pair: Pair) -> None:
+    a, b = pair
+    await a.send_all(b"last")
+    await a.send_eof()
+    assert await b.receive_some() == b"last"
+    for _ in range(3):
+        with assert_checkpoints():
+            assert await b.receive_some() == b""
+
+
+@pytest.mark.parametrize(
+    ("max_bytes", "exc", "pattern"),
+    [
+        (0, ValueError, r"^max_bytes: must be >= 1, got 0$"),
+        (-1, ValueError, r"^max_bytes: must be >= 1, got -1$"),
+        (1.5, TypeError, r"^max_bytes: expected an int or None, got float$"),
+        (True, TypeError, r"^max_bytes: expected an int or None, got bool$"),
+        ("1", TypeError, r"^max_bytes: expected an int or None, got str$"),
+    ],
+)
+async def test_Socket_receive_some_bad_max_bytes(
+    pair: Pair, max_bytes: Any, exc: type[Exception], pattern: str
+) -> None:
+    a, b = pair
+    with assert_checkpoints(), pytest.raises(exc, match=pattern):
+        await b.receive_some(max_bytes)
+    # Nothing was consumed and the conflict flag is not left set.
+    await a.send_all(b"k")
+    assert await b.receive_some(1) == b"k"
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        ("text", r"^data: expected a bytes-like object, got str; encode it first$"),
+        (42, r"^data: expected a bytes-like object, got int$"),
+        (memoryview(b"abcd")[::2], r"^data: expected a C-contiguous buffer$"),
+    ],
+)
+async def test_Socket_send_all_bad_data(pair: Pair, data: Any, pattern: str) -> None:
+    a, b = pair
+    with assert_checkpoints(), pytest.raises(TypeError, match=pattern):
+        await a.send_all(data)
+    await a.send_all(b"ok")  # the conflict flag is not left set
+    assert await b.receive_some() == b"ok"
+
+
+async def test_Socket_send_all_empty_is_a_checkpoint(pair: Pair) -> None:
+    a, b = pair
+    with assert_checkpoints():
+        await a.send_all(b"")
+    assert b.io_control("bytes_readable") == 0
+
+
+async def test_Socket_trio_methods_keep_trio_Cancelled(pair: Pair) -> None:
+    a, b = pair
+    with trio.CancelScope() as cs:
+        cs.cancel()
+        await b.receive_some()
+    assert cs.cancelled_caught
+    with trio.CancelScope() as cs:
+        cs.cancel()
+        await a.send_all(b"never")
+    assert cs.cancelled_caught
+    # A blocked receive cancelled by its own scope: Cancelled, not aborted.
+    with trio.move_on_after(0) as cs:
+        await b.receive_some()
+    assert cs.cancelled_caught
+    await a.send_all(b"ok")
+    assert await b.receive_some() == b"ok"
+
+
+# -- send_eof -------------------------------------------------------------------
+
+
+async def test_Socket_send_eof_then_send_all_is_closed(pair: Pair) -> None:
+    a, b = pair
+    with assert_checkpoints():
+        await a.send_eof()
+    for data in (b"y", b""):
+        with (
+            assert_checkpoints(),
+            pytest.raises(
+                trio.ClosedResourceError, match=r"^cannot send after send_eof\(\)$"
+            ),
+        ):
+            await a.send_all(data)
+    with assert_checkpoints():
+        await a.send_eof()  # idempotent
+    assert await b.receive_some() == b""
+    # The other direction still works.
+    await b.send_all(b"back")
+    assert await a.receive_some() == b"back"
+
+
+async def test_Socket_send_eof_mark_does_not_outlive_the_descriptor() -> None:
+    # A Socket may be closed and connected again; the new connection has
+    # not sent EOF.
+    acceptor = await _listening()
+    async with acceptor, Socket() as sock:
+        for round_ in (b"first", b"second"):
+            await sock.connect(LOOPBACK, acceptor.local_port)
+            async with await acceptor.accept() as peer:
+                await sock.send_all(round_)
+                await sock.send_eof()
+                with pytest.raises(trio.ClosedResourceError):
+                    await sock.send_all(b"x")
+                assert await peer.receive_some() == round_
+                assert await peer.receive_some() == b""
+            sock.close()
+
+
+async def test_Socket_send_eof_cancelled_does_not_shut_down(pair: Pair) -> None:
+    a, b = pair
+    with trio.CancelScope() as cs:
+        cs.cancel()
+        await a.send_eof()
+    assert cs.cancelled_caught
+    await a.send_all(b"still open")
+    assert await b.receive_some() == b"still open"
+
+
+async def test_Socket_send_eof_after_peer_reset_is_broken(pair: Pair) -> None:
+    a, b = pair
+    b.set_option("linger", True, 0)
+    b.close()  # RST
+    with pytest.raises(trio.BrokenResourceError) as exc_info:
+        await a.receive_some()
+    with assert_checkpoints(), pytest.raises(trio.BrokenResourceError) as exc_info:
+        await a.send_eof()
+    assert isinstance(exc_info.value.__cause__, OSError)
+    assert exc_info.value.__cause__.errno == errno.ENOTCONN
+
+
+# -- closed ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "send_all",
+        "send_all_empty",
+        "receive_some",
+        "send_eof",
+        "wait_send_all_might_not_block",
+    ],
+)
+async def test_Socket_trio_methods_on_closed_socket(method: str) -> None:
+    sock = Socket()
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "send_all": lambda: sock.send_all(b"x"),
+        "send_all_empty": lambda: sock.send_all(b""),
+        "receive_some": sock.receive_some,
+        "send_eof": sock.send_eof,
+        "wait_send_all_might_not_block": sock.wait_send_all_might_not_block,
+    }
+    with (
+        assert_checkpoints(),
+        pytest.raises(
+            trio.ClosedResourceError, match=r"^socket is closed$"
+        ) as exc_info,
+    ):
+        await calls[method]()
+    # Trio's vocabulary, exactly: not the OSError the Emilua methods raise.
+    assert type(exc_info.value) is trio.ClosedResourceError
+    assert exc_info.value.__cause__ is None
+    assert exc_info.value.__suppress_context__
+
+
+async def test_Socket_aclose_repeated_is_a_checkpoint(pair: Pair) -> None:
+    a, _ = pair
+    for _ in range(3):
+        with assert_checkpoints():
+            await a.aclose()
+    assert not a.is_open
+
+
+async def test_Socket_close_aborts_blocked_receive_some(pair: Pair) -> None:
+    _, b = pair
+    exc = await _blocked_then(b.receive_some, b.close)
+    assert type(exc) is trio.ClosedResourceError
+    assert str(exc) == "socket was closed while the operation was waiting"
+    assert exc.__suppress_context__
+
+
+async def test_Socket_release_aborts_blocked_receive_some(pair: Pair) -> None:
+    _, b = pair
+    fds: list[int] = []
+    exc = await _blocked_then(b.receive_some, lambda: fds.append(b.release()))
+    assert type(exc) is trio.ClosedResourceError
+    os.close(fds[0])
+
+
+async def test_Socket_close_aborts_blocked_send_all(clogged: Pair) -> None:
+    a, _ = clogged
+    exc = await _blocked_then(lambda: a.send_all(b"more" * 1000), a.close)
+    assert type(exc) is trio.ClosedResourceError
+    assert str(exc) == "socket was closed while the operation was waiting"
+
+
+async def test_Socket_close_aborts_blocked_wait_send_all_might_not_block(
+    clogged: Pair,
+) -> None:
+    a, _ = clogged
+    exc = await _blocked_then(a.wait_send_all_might_not_block, a.close)
+    assert type(exc) is trio.ClosedResourceError
+
+
+# -- cancel() -------------------------------------------------------------------
+
+
+async def test_Socket_cancel_aborts_receive_some_and_keeps_the_socket(
+    pair: Pair,
+) -> None:
+    a, b = pair
+    exc = await _blocked_then(b.receive_some, b.cancel)
+    # cancel() is neither a close nor a broken connection: the Emilua error
+    # passes through, and the socket goes on working with no byte lost.
+    assert type(exc) is OperationAborted
+    assert exc.errno == errno.ECANCELED
+    await a.send_all(b"after")
+    assert await b.receive_some() == b"after"
+
+
+async def test_Socket_cancel_aborts_send_all_with_bytes_transferred(
+    clogged: Pair,
+) -> None:
+    a, _ = clogged
+    exc = await _blocked_then(lambda: a.send_all(b"q" * 100_000), a.cancel)
+    assert type(exc) is OperationAborted
+    sent = exc.bytes_transferred
+    assert 0 <= sent < 100_000
+    assert a.is_open
+    # The conflict flag was released: another send_all blocks (the buffer is
+    # still full) instead of raising BusyResourceError.
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.send_all, b"q")
+        await wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+async def test_Socket_cancel_aborts_wait_send_all_might_not_block(
+    clogged: Pair,
+) -> None:
+    a, _ = clogged
+    exc = await _blocked_then(a.wait_send_all_might_not_block, a.cancel)
+    assert type(exc) is OperationAborted
+    assert a.is_open
+
+
+# -- broken connections ---------------------------------------------------------
+
+
+async def test_Socket_peer_reset_is_BrokenResourceError_chained(pair: Pair) -> None:
+    a, b = pair
+    b.set_option("linger", True, 0)
+    b.close()  # the peer resets the connection
+    with (
+        assert_checkpoints(),
+        pytest.raises(
+            trio.BrokenResourceError,
+            match=r"^connection broken: \[Errno 104\] Connection reset by peer$",
+        ) as exc_info,
+    ):
+        await a.receive_some()
+    assert isinstance(exc_info.value.__cause__, ConnectionResetError)
+    with pytest.raises(trio.BrokenResourceError) as exc_info:
+        await a.send_all(b"x")
+    assert isinstance(exc_info.value.__cause__, BrokenPipeError)
+    # It stays broken.
+    with pytest.raises(trio.BrokenResourceError):
+        await a.send_all(b"x")
+
+
+async def test_Socket_peer_close_gives_eof_then_broken_send(pair: Pair) -> None:
+    a, b = pair
+    b.close()  # graceful FIN
+    assert await a.receive_some() == b""
+
+    async def send_until_broken() -> None:
+        # The first sends may still be accepted: the kernel learns that the
+        # peer is gone from the RST that answers them.
+        for _ in range(100):
+            await a.send_all(b"x" * 100)
+
+    with pytest.raises(trio.BrokenResourceError):
+        await send_until_broken()
+
+
+def test_StreamErrors_translation_table() -> None:
+    sock = Socket()  # closed
+    with (
+        pytest.raises(trio.ClosedResourceError, match=r"^socket is closed$"),
+        _StreamErrors(sock),
+    ):
+        raise OSError(errno.ENOTSOCK, "not a socket")
+    with (
+        pytest.raises(trio.ClosedResourceError, match=r"^socket is closed$"),
+        _StreamErrors(sock),
+    ):
+        raise closed_error()
+    with (
+        pytest.raises(
+            trio.ClosedResourceError,
+            match=r"^socket was closed while the operation was waiting$",
+        ),
+        _StreamErrors(sock),
+    ):
+        raise OperationAborted()
+    with (
+        pytest.raises(
+            trio.BrokenResourceError,
+            match=r"^connection broken: \[Errno 110\] Connection timed out$",
+        ) as info,
+        _StreamErrors(sock),
+    ):
+        raise OSError(errno.ETIMEDOUT, "Connection timed out")
+    assert isinstance(info.value.__cause__, TimeoutError)
+    with pytest.raises(KeyError), _StreamErrors(sock):
+        raise KeyError("not an OSError: untouched")
+
+
+async def test_StreamErrors_passes_cancel_through_on_open_socket(pair: Pair) -> None:
+    a, _ = pair
+    with pytest.raises(OperationAborted), _StreamErrors(a):
+        raise OperationAborted()
+
+
+# -- busy -------------------------------------------------------------------------
+
+
+async def test_Socket_concurrent_receive_some_is_busy(
+    pair: Pair, autojump_clock: trio.testing.MockClock
+) -> None:
+    _, b = pair
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(b.receive_some)
+        await wait_all_tasks_blocked()
+        # fail_after under the autojump clock: if the second call queued
+        # instead of refusing, the test fails at once rather than hanging.
+        with (
+            trio.fail_after(60),
+            assert_checkpoints(),
+            pytest.raises(
+                trio.BusyResourceError,
+                match=r"^another task is already receiving on this socket$",
+            ),
+        ):
+            await b.receive_some()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("second", ["send_all", "send_eof", "wait"])
+@pytest.mark.parametrize("first", ["send_all", "wait"])
+async def test_Socket_concurrent_send_side_is_busy(
+    clogged: Pair, first: str, second: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    a, _ = clogged
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "send_all": lambda: a.send_all(b"x"),
+        "send_eof": a.send_eof,
+        "wait": a.wait_send_all_might_not_block,
+    }
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(calls[first])
+        await wait_all_tasks_blocked()
+        with (
+            trio.fail_after(60),
+            assert_checkpoints(),
+            pytest.raises(
+                trio.BusyResourceError,
+                match=r"^another task is already sending on this socket$",
+            ),
+        ):
+            await calls[second]()
+        nursery.cancel_scope.cancel()
+    assert a.is_open
+
+
+async def test_Socket_receive_some_queues_behind_read_some(pair: Pair) -> None:
+    # Mixing the vocabularies is not "concurrent use" of the Trio methods:
+    # the Emilua read queues first, the Trio receive behind it (FIFO).
+    a, b = pair
+    order: list[tuple[str, bytes]] = []
+
+    async def emilua_reader() -> None:
+        buf = bytearray(1)
+        n = await b.read_some(buf)
+        order.append(("read_some", bytes(buf[:n])))
+
+    async def trio_reader() -> None:
+        order.append(("receive_some", await b.receive_some(1)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(emilua_reader)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(trio_reader)
+        await wait_all_tasks_blocked()
+        await a.send_all(b"1")
+        await wait_all_tasks_blocked()
+        await a.send_all(b"2")
+    assert order == [("read_some", b"1"), ("receive_some", b"2")]
+
+
+async def test_Socket_send_all_queues_behind_write_some(clogged: Pair) -> None:
+    a, b = clogged
+    done: list[str] = []
+
+    async def emilua_writer() -> None:
+        await a.write_some(b"w")
+        done.append("write_some")
+
+    async def trio_writer() -> None:
+        await a.send_all(b"s")
+        done.append("send_all")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(emilua_writer)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(trio_writer)
+        await wait_all_tasks_blocked()
+        assert done == []
+        while len(done) < 2:
+            await b.receive_some()
+    assert done == ["write_some", "send_all"]
+
+
+# -- the closed-object error, both vocabularies -----------------------------------
+
+
+async def test_ClosedSocketError_is_OSError_and_ClosedResourceError() -> None:
+    exc = closed_error()
+    assert type(exc) is ClosedSocketError
+    assert isinstance(exc, OSError)
+    assert isinstance(exc, trio.ClosedResourceError)
+    assert exc.errno == errno.EBADF
+    assert str(exc) == "[Errno 9] Bad file descriptor"
+    # Emilua-style members raise it.
+    sock = Socket()
+    with assert_checkpoints(), pytest.raises(trio.ClosedResourceError):
+        await sock.read_some(bytearray(1))
+    with pytest.raises(trio.ClosedResourceError):
+        sock.cancel()
+
+
+async def test_Acceptor_closed_accept_satisfies_both_vocabularies() -> None:
+    acceptor = Acceptor()
+    # An Emilua-style caller ...
+    with assert_checkpoints(), pytest.raises(OSError) as os_info:
+        await acceptor.accept()
+    assert os_info.value.errno == errno.EBADF
+    # ... and a Trio caller (Listener.accept after aclose).
+    listener: trio.abc.Listener[Socket] = acceptor
+    await listener.aclose()
+    with assert_checkpoints(), pytest.raises(trio.ClosedResourceError):
+        await listener.accept()
+
+
+# -- serve_listeners ------------------------------------------------------------
+
+
+async def test_Acceptor_serve_listeners_echo_then_cancel() -> None:
+    with no_fd_leak():
+        acceptor = await _listening()
+        port = acceptor.local_port
+        handled: list[Socket] = []
+
+        async def echo(stream: Socket) -> None:
+            handled.append(stream)
+            while data := await stream.receive_some():
+                await stream.send_all(data)
+
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(trio.serve_listeners, echo, [acceptor])
+            assert listeners == [acceptor]
+            for word in (b"one", b"two"):
+                async with Socket() as client:
+                    await client.connect(LOOPBACK, port)
+                    await client.send_all(word)
+                    assert await client.receive_some() == word
+                    await client.send_eof()
+                    assert await client.receive_some() == b""
+            # Cancelling the nursery stops serving ...
+            nursery.cancel_scope.cancel()
+        # ... and serve_listeners closed the acceptor and every stream.
+        assert not acceptor.is_open
+        assert len(handled) == 2
+        assert all(type(s) is Socket and not s.is_open for s in handled)
+
+
+async def test_Acceptor_serve_listeners_cancel_closes_open_handlers() -> None:
+    acceptor = await _listening()
+    port = acceptor.local_port
+    handled: list[Socket] = []
+
+    async def idle(stream: Socket) -> None:
+        handled.append(stream)
+        await trio.sleep_forever()
+
+    async with Socket() as client, trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, idle, [acceptor])
+        await client.connect(LOOPBACK, port)
+        await wait_all_tasks_blocked()
+        assert len(handled) == 1
+        nursery.cancel_scope.cancel()
+    assert not handled[0].is_open
+    assert not acceptor.is_open
+
+
+async def test_Acceptor_serve_listeners_on_closed_acceptor_raises_closed() -> None:
+    acceptor = Acceptor()
+
+    async def never(stream: Socket) -> None:  # pragma: no cover
+        raise AssertionError("no connection expected")
+
+    # serve_listeners re-raises what accept raised: for Trio code that is
+    # a ClosedResourceError, as with trio.SocketListener.
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ClosedSocketError), flatten_subgroups=True
+    ) as info:
+        await trio.serve_listeners(never, [acceptor])
+    assert isinstance(info.value.exceptions[0], trio.ClosedResourceError)
+
+
+# -- trio.SSLStream over a Socket -------------------------------------------------
+
+
+async def test_SSLStream_over_Socket_handshake_and_echo() -> None:
+    client_ctx, server_ctx = _tls_contexts()
+    client, server = await _tls_pair(client_ctx, server_ctx)
+    async with client, server:
+        assert client.transport_stream.is_open
+        assert server.server_hostname is None
+        peer_cert = client.getpeercert()
+        assert peer_cert is not None
+        assert ("DNS", "emtcp.example") in peer_cert["subjectAltName"]
+
+        async def echo_once() -> None:
+            data = await server.receive_some()
+            await server.send_all(data.upper())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(echo_once)
+            await client.send_all(b"over tls")
+            assert await client.receive_some() == b"OVER TLS"
+
+
+async def test_SSLStream_over_Socket_rejects_an_untrusted_certificate() -> None:
+    _, server_ctx = _tls_contexts()
+    other_ca_client, _ = _tls_contexts()  # trusts another CA
+    a, b = await socket_pair()
+    client = trio.SSLStream(a, other_ca_client, server_hostname="emtcp.example")
+    server = trio.SSLStream(b, server_ctx, server_side=True)
+    async with a, b:
+        # The client refuses; the nursery then cancels the server side.
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(
+                trio.BrokenResourceError,
+                check=lambda e: isinstance(e.__cause__, ssl.SSLCertVerificationError),
+            )
+        ):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.do_handshake)
+                nursery.start_soon(server.do_handshake)
+
+
+async def test_SSLStream_over_Socket_passes_check_two_way_stream() -> None:
+    client_ctx, server_ctx = _tls_contexts()
+
+    async def tls_maker() -> tuple[trio.SSLStream[Socket], trio.SSLStream[Socket]]:
+        return await _tls_pair(client_ctx, server_ctx)
+
+    with no_fd_leak():
+        await trio.testing.check_two_way_stream(tls_maker, None)
+
+
+# -- anyio's trio backend ---------------------------------------------------------
+
+if HAVE_ANYIO:
+
+    class AnyioByteStream(anyio.abc.ByteStream):
+        """A trio_emtcp ``Socket`` as an anyio ``ByteStream`` (trio backend).
+
+        anyio's stream names (``send``/``receive``) are Emilua's socket
+        methods with other meanings, so the socket cannot be one itself;
+        this adapter maps anyio's calls onto the Trio stream methods and
+        Trio's exceptions onto anyio's.
+        """
+
+        def __init__(self, socket: Socket) -> None:
+            self.socket = socket
+
+        async def receive(self, max_bytes: int = 65536) -> bytes:
+            try:
+                data = await self.socket.receive_some(max_bytes)
+            except trio.ClosedResourceError as exc:
+                raise anyio.ClosedResourceError from exc
+            except trio.BrokenResourceError as exc:
+                raise anyio.BrokenResourceError from exc.__cause__
+            if not data:
+                raise anyio.EndOfStream
+            return data
+
+        async def send(self, item: bytes) -> None:
+            try:
+                await self.socket.send_all(item)
+            except trio.ClosedResourceError as exc:
+                raise anyio.ClosedResourceError from exc
+            except trio.BrokenResourceError as exc:
+                raise anyio.BrokenResourceError from exc.__cause__
+
+        async def send_eof(self) -> None:
+            await self.socket.send_eof()
+
+        async def aclose(self) -> None:
+            await self.socket.aclose()
+
+        @property
+        def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
+            sock = self.socket
+            attr = anyio.abc.SocketAttribute
+            return {
+                attr.local_address: lambda: (str(sock.local_address), sock.local_port),
+                attr.local_port: lambda: sock.local_port,
+                attr.remote_address: lambda: (
+                    str(sock.remote_address),
+                    sock.remote_port,
+                ),
+                attr.remote_port: lambda: sock.remote_port,
+            }
+
+
+needs_anyio = pytest.mark.skipif(not HAVE_ANYIO, reason="anyio is not installed")
+
+
+@needs_anyio
+def test_anyio_run_with_trio_backend_drives_a_Socket() -> None:
+    # anyio.run(backend="trio") is trio.run underneath; the socket, its
+    # cancel() and anyio's own cancel scopes all work there.
+    results: list[object] = []
+
+    async def main() -> None:
+        a, b = await socket_pair()
+        async with a, b:
+            async with anyio.create_task_group() as tg:
+
+                async def reader() -> None:
+                    buf = bytearray(16)
+                    n = await b.read_some(buf)
+                    results.append(bytes(buf[:n]))
+
+                tg.start_soon(reader)
+                await trio_emtcp.stream.write_all(a, b"via anyio")
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await b.read_some(bytearray(1))
+            results.append(scope.cancel_called)
+            # sock.cancel() from an anyio task: OperationAborted, as in trio.
+            async with anyio.create_task_group() as tg:
+
+                async def aborted() -> None:
+                    with pytest.raises(OperationAborted):
+                        await b.receive_some()
+                    results.append("aborted")
+
+                tg.start_soon(aborted)
+                await anyio.wait_all_tasks_blocked()
+                b.cancel()
+
+    anyio.run(main, backend="trio")
+    assert results == [b"via anyio", True, "aborted"]
+
+
+@needs_anyio
+async def test_anyio_stream_adapter_over_Socket(pair: Pair) -> None:
+    # pytest-trio runs this under Trio, which anyio detects as its backend.
+    a, b = pair
+    left, right = AnyioByteStream(a), AnyioByteStream(b)
+    assert left.extra(anyio.abc.SocketAttribute.remote_port) == b.local_port
+    assert right.extra(anyio.abc.SocketAttribute.local_address) == (
+        "127.0.0.1",
+        b.local_port,
+    )
+    buffered = anyio.streams.buffered.BufferedByteReceiveStream(right)
+    await left.send(b"first line\nsecond")
+    assert await buffered.receive_until(b"\n", 100) == b"first line"
+    await left.send_eof()
+    assert await buffered.receive_exactly(6) == b"second"
+    with pytest.raises(anyio.EndOfStream):
+        await right.receive()
+    await right.aclose()
+    with pytest.raises(anyio.ClosedResourceError):
+        await right.receive()
