@@ -5,6 +5,9 @@ from .._endpoint import toendpoint as toendpoint
 from .._endpoint import tostring as tostring
 from .._flags import AddressInfoFlag as AddressInfoFlag
 from .._flags import MessageFlag as MessageFlag
+from .._resolve import AddressInfo as AddressInfo
+from .._resolve import connect as connect
+from .._resolve import dial as dial
 from .._util import fixup_module_metadata
 from . import tcp as tcp
 

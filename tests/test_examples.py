@@ -1,0 +1,213 @@
+"""Tests for the runnable files under examples/.
+
+``http_server.py`` is served in-process (port 0, ``nursery.start``) and
+fetched with the real ``curl``; one test also runs it as a script and stops
+it with SIGINT.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import trio
+import trio.testing
+
+from trio_emtcp.ip import Address
+from trio_emtcp.ip.tcp import Socket
+
+from .helpers import require_tool
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"examples_{name}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+http_server = load_example("http_server")
+
+
+@pytest.fixture
+async def server_url(capsys: pytest.CaptureFixture[str]) -> AsyncIterator[str]:
+    """The example server, in-process on an ephemeral port; its URL."""
+    async with trio.open_nursery() as nursery:
+        url: str = await nursery.start(http_server.serve, "127.0.0.1", 0)
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/", url)
+        assert capsys.readouterr().out == f"listening on {url}\n"
+        yield url
+        nursery.cancel_scope.cancel()
+
+
+async def curl(*args: str) -> str:
+    """Run curl (no proxy, errors shown, non-zero exit fails); its stdout."""
+    tool = require_tool("curl")
+    result = await trio.run_process(
+        [tool, "--silent", "--show-error", "--noproxy", "*", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    return result.stdout.decode()
+
+
+def parse_response(raw: str) -> tuple[str, dict[str, str], str]:
+    """``curl --include`` output: (status line, headers, body)."""
+    head, _, body = raw.partition("\r\n\r\n")
+    status, *lines = head.split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(": ")
+        headers[name.lower()] = value
+    return status, headers, body
+
+
+async def test_http_server_get_page(server_url: str) -> None:
+    status, headers, body = parse_response(await curl("--include", server_url))
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["content-length"] == str(len(body.encode()))
+    assert headers["server"] == "trio_emtcp-example"
+    assert re.fullmatch(
+        r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} [\d:]{8} GMT", headers["date"]
+    )
+    assert body == http_server.PAGES["/"][1].decode()
+
+
+async def test_http_server_unknown_path_is_404(server_url: str) -> None:
+    status, headers, body = parse_response(
+        await curl("--include", server_url + "missing?x=1")
+    )
+    assert status == "HTTP/1.1 404 Not Found"
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert body == "not found: /missing\n"
+
+
+async def test_http_server_keeps_the_connection_alive(server_url: str) -> None:
+    # Two URLs in one curl run: the second reuses the connection (curl
+    # reports 0 new connects) only if the server kept it open and framed
+    # the first response correctly.
+    out = await curl(
+        "--output",
+        "/dev/null",
+        "--output",
+        "-",
+        "--write-out",
+        " %{http_code} %{num_connects}\n",
+        server_url,
+        server_url + "hello.txt",
+    )
+    assert out == " 200 1\nHello World\n 200 0\n"
+
+
+async def test_http_server_head_and_other_methods(server_url: str) -> None:
+    status, headers, body = parse_response(await curl("--head", server_url))
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-length"] == str(len(http_server.PAGES["/"][1]))
+    assert body == ""
+    status, headers, body = parse_response(
+        await curl("--include", "--request", "POST", server_url)
+    )
+    assert status == "HTTP/1.1 405 Method Not Allowed"
+    assert headers["allow"] == "GET, HEAD"
+    assert body == "GET only\n"
+
+
+async def _raw_exchange(url: str, request: bytes) -> bytes:
+    """Send ``request`` over a trio_emtcp Socket; everything until EOF."""
+    port = int(url.rsplit(":", 1)[1].rstrip("/"))
+    async with Socket() as sock:
+        await sock.connect(Address.loopback_v4(), port)
+        await sock.send_all(request)
+        got = bytearray()
+        while data := await sock.receive_some():
+            got += data
+    return bytes(got)
+
+
+async def test_http_server_bad_request_is_400_and_closes(server_url: str) -> None:
+    reply = await _raw_exchange(server_url, b"NOT HTTP\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"\r\nconnection: close\r\n" in reply.lower()
+    assert reply.endswith(b"\r\n\r\nbad request\n")
+
+
+async def test_http_server_connection_close_ends_the_connection(
+    server_url: str,
+) -> None:
+    reply = await _raw_exchange(
+        server_url,
+        b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(b"\r\n\r\nHello World\n")
+
+
+async def test_http_server_closes_idle_connections(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with trio.open_nursery() as nursery:
+        url: str = await nursery.start(http_server.serve, "127.0.0.1", 0)
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        async with Socket() as sock:
+            await sock.connect(Address.loopback_v4(), port)
+            start = trio.current_time()
+            assert await sock.receive_some() == b""
+            assert trio.current_time() - start == pytest.approx(
+                http_server.KEEP_ALIVE_TIMEOUT
+            )
+        nursery.cancel_scope.cancel()
+    assert capsys.readouterr().out == f"listening on {url}\n"
+
+
+async def test_http_server_script_prints_url_and_stops_on_sigint() -> None:
+    require_tool("curl")
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, str(EXAMPLES / "http_server.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        out = bytearray()
+        while b"\n" not in out:
+            data = await proc.stdout.receive_some()
+            assert data, f"the server exited early: {out!r}"
+            out += data
+        line = out.decode()
+        match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+/)\n", line)
+        assert match, line
+        assert (await curl(match.group(1) + "hello.txt")) == "Hello World\n"
+        proc.send_signal(signal.SIGINT)
+        while data := await proc.stdout.receive_some():
+            out += data
+        assert await proc.wait() == 0
+        assert out.decode() == f"{line}stopping (SIGINT)\n"
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when failing
+            proc.kill()
+            await proc.wait()
+        await proc.stdout.aclose()
+
+
+async def test_hello_example_prints_the_spec_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hello = load_example("hello")
+    await hello.main()
+    # The two prints come from two tasks that Trio may schedule either way.
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(lines) == ["11", "b'Hello World'"]
