@@ -374,7 +374,7 @@ class Address:
 
     @property
     def packed(self) -> bytes:
-        """The address in network byte order: 4 or 16 bytes."""
+        """The address in network byte order (4 or 16 bytes)."""
         return self._packed
 
     @property
