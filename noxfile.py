@@ -32,6 +32,23 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """The long soak and stress variants (not part of the default run)."""
+    session.install("-e", ".[tests]")
+    session.run(
+        "python",
+        "-X",
+        "dev",
+        "-m",
+        "pytest",
+        "-m",
+        "soak",
+        *session.posargs,
+        env={"PYTHONWARNINGS": "error"},
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff")
