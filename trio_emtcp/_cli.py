@@ -219,7 +219,26 @@ def _build_parser() -> _Parser:
         "echo to standard output; exit when the server has echoed it all.",
     )
     _add_endpoint_arguments(client, "server")
+
+    # The benchmark runs its own event loops (one per measurement), so it is
+    # a synchronous command: main() calls it outside trio.run.
+    bench = commands.add_parser(
+        "bench",
+        help="compare trio_emtcp with trio.SocketStream, trio.socket, asyncio",
+        description="Run the benchmark of SPEC §8 and print a Markdown table "
+        "of medians and ratios to trio.SocketStream.",
+    )
+    bench.set_defaults(command_prog=bench.prog, sync_run=_bench_main)
+    from . import _bench
+
+    _bench.add_arguments(bench)
     return parser
+
+
+def _bench_main(args: argparse.Namespace) -> int:
+    from . import _bench
+
+    return _bench.main(args)
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
@@ -250,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         after ``--help``.
     """
     args = _build_parser().parse_args(argv)
+    sync_run = getattr(args, "sync_run", None)
+    if sync_run is not None:
+        status: int = sync_run(args)
+        return status
     run: Command = args.run
     try:
         return trio.run(run, args)

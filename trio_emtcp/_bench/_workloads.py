@@ -1,0 +1,165 @@
+"""The workloads: one row of the report each, and how to run a round.
+
+Each :class:`Workload` wraps one function of a workload family module
+(:mod:`._bulk`, :mod:`._pingpong`, :mod:`._connect`, :mod:`._concurrent`)
+with the sizes of the run and, where it needs them, the worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import final
+
+from . import _bulk, _concurrent, _connect, _pingpong
+from ._common import CHUNKS, FULL, BenchError, Sample, Sizes
+from ._pool import WorkerPool
+
+
+@final
+@dataclasses.dataclass
+class Context:
+    """What a measurement needs besides its contender.
+
+    Attributes:
+      sizes: how much work one round does.
+      pool: the worker processes of the run.
+    """
+
+    sizes: Sizes
+    pool: WorkerPool
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One row of the table.
+
+    Attributes:
+      name: the short name, for ``--only`` and the JSON file.
+      title: what it measures, for the table.
+      unit: of its values (all of them: higher is better).
+      measure: runs one round for one contender.
+      role: the worker processes it needs (see ``_pool``), if any.
+    """
+
+    name: str
+    title: str
+    unit: str
+    measure: Callable[[str, Context], Sample]
+    role: str | None = None
+
+
+def _bulk_local(chunk: int) -> Callable[[str, Context], Sample]:
+    def measure(contender: str, ctx: Context) -> Sample:
+        return _bulk.run_local(contender, chunk, ctx.sizes.bulk[chunk])
+
+    return measure
+
+
+def _bulk_remote(chunk: int) -> Callable[[str, Context], Sample]:
+    def measure(contender: str, ctx: Context) -> Sample:
+        total = ctx.sizes.bulk[chunk]
+        worker = ctx.pool.worker("bulk", contender)
+        port = int(worker.command(f"bulk {chunk}").removeprefix("port "))
+        try:
+            seconds, answered = _bulk.run_remote(contender, chunk, total, port)
+            received = int(worker.expect("ok"))
+        except BaseException:
+            # The worker may still be waiting for a connection or for data.
+            ctx.pool.discard("bulk", contender)
+            raise
+        if received != answered:
+            raise BenchError(
+                f"bulk {contender}: the receiver said {received} bytes, "
+                f"answered {answered}"
+            )
+        return _bulk.sample_remote(contender, seconds, answered, total)
+
+    return measure
+
+
+def _round_trips(size: int) -> Callable[[str, Context], Sample]:
+    def measure(contender: str, ctx: Context) -> Sample:
+        return _pingpong.run(contender, size, ctx.sizes.round_trips)
+
+    return measure
+
+
+def _connections(contender: str, ctx: Context) -> Sample:
+    return _connect.run(contender, ctx.sizes.connections)
+
+
+def _concurrent_connections(contender: str, ctx: Context) -> Sample:
+    count = ctx.sizes.concurrent
+    worker = ctx.pool.worker("concurrent", contender)
+    try:
+        figures = json.loads(worker.command(f"concurrent {count}"))
+    except json.JSONDecodeError as exc:
+        ctx.pool.discard("concurrent", contender)
+        raise BenchError(f"{worker.name}: not JSON: {exc}") from None
+    # A fresh process for every round: its peak RSS and its growth are
+    # then those of a cold start each time, not of a process that keeps
+    # the previous round's freed memory for reuse.
+    ctx.pool.retire("concurrent", contender)
+    return _concurrent.sample(contender, count, figures)
+
+
+def _chunk_title(short: str) -> str:
+    return {"4k": "4 KiB", "64k": "64 KiB", "1m": "1 MiB"}[short]
+
+
+def workloads(sizes: Sizes) -> list[Workload]:
+    """Every workload, in report order, for the given sizes."""
+    found = []
+    for short, chunk in CHUNKS.items():
+        found.append(
+            Workload(
+                f"bulk-{short}",
+                f"bulk, {_chunk_title(short)} chunks, 1 process",
+                "MiB/s",
+                _bulk_local(chunk),
+            )
+        )
+    for short, chunk in CHUNKS.items():
+        found.append(
+            Workload(
+                f"bulk-{short}-2p",
+                f"bulk, {_chunk_title(short)} chunks, 2 processes",
+                "MiB/s",
+                _bulk_remote(chunk),
+                role="bulk",
+            )
+        )
+    for size in (1, 64):
+        found.append(
+            Workload(
+                f"pingpong-{size}",
+                f"ping-pong, {size} B messages",
+                "round trips/s",
+                _round_trips(size),
+            )
+        )
+    found.append(
+        Workload(
+            "connect",
+            "connect + accept + echo + close",
+            "connections/s",
+            _connections,
+        )
+    )
+    found.append(
+        Workload(
+            "concurrent",
+            f"{sizes.concurrent:,} concurrent connections, open + echo",
+            "connections/s",
+            _concurrent_connections,
+            role="concurrent",
+        )
+    )
+    return found
+
+
+#: The ``--only`` names, in report order.
+WORKLOAD_NAMES: tuple[str, ...] = tuple(w.name for w in workloads(FULL))
