@@ -84,8 +84,10 @@ async def _emtcp(count: int) -> Outcome:
     read_exactly = _pairs.emtcp_read_exactly
     all_back = trio.Event()
 
+    # Emilua style: close() is synchronous (contextlib.closing), like the raw
+    # trio.socket contender's ``with``; ``async with`` adds a checkpoint.
     async def handle(conn: Socket) -> None:
-        async with conn:
+        with contextlib.closing(conn):
             conn.set_option("tcp_no_delay", True)
             buf = bytearray(SIZE)
             await read_exactly(conn, buf, memoryview(buf))
@@ -97,7 +99,7 @@ async def _emtcp(count: int) -> Outcome:
                 await conn.read_some(buf)
 
     async def client() -> None:
-        async with Socket() as sock:
+        with contextlib.closing(Socket()) as sock:
             await sock.connect(loopback, port)
             sock.set_option("tcp_no_delay", True)
             await write_all(sock, ECHO_MESSAGE)
