@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import final
 
-from . import _bulk, _concurrent, _connect, _pingpong
+from . import _bulk, _concurrent, _connect, _percall, _pingpong
 from ._common import CHUNKS, FULL, BenchError, Sample, Sizes
 from ._pool import WorkerPool
 
@@ -87,6 +87,12 @@ def _round_trips(size: int) -> Callable[[str, Context], Sample]:
     return measure
 
 
+def _per_call(contender: str, ctx: Context) -> Sample:
+    # Four reads per ping-pong round trip of the same size class: about as
+    # long a round, and the bytes fit in the socket buffers.
+    return _percall.run(contender, 4 * ctx.sizes.round_trips)
+
+
 def _connections(contender: str, ctx: Context) -> Sample:
     return _connect.run(contender, ctx.sizes.connections)
 
@@ -132,6 +138,14 @@ def workloads(sizes: Sizes) -> list[Workload]:
                 role="bulk",
             )
         )
+    found.append(
+        Workload(
+            "percall-read",
+            "per call: 1 B read, data ready (fast path)",
+            "calls/s",
+            _per_call,
+        )
+    )
     for size in (1, 64):
         found.append(
             Workload(
