@@ -319,35 +319,7 @@ class Socket(SocketBase, TrioStreamMixin):
           TypeError: ``buf`` is not a writable buffer.
           OSError: ``EBADF`` if closed; ``ECONNRESET``, ``ENOTCONN``, ...
         """
-        await checkpoint_if_cancelled()
-        sock = self._sock
-        try:
-            if sock is None:
-                raise closed_error()
-            if self._readers.busy:
-                raise _EAGAIN
-            n = sock.recv_into(buf)
-        except _EAGAIN:
-            assert sock is not None
-            n = await self._blocked(
-                self._readers,
-                wait_readable,
-                sock.recv_into,
-                (buf,),
-                wait_first=not self._readers.busy,
-            )
-        except BaseException as exc:
-            await cancel_shielded_checkpoint()
-            if isinstance(exc, TypeError):
-                raise _read_buffer_error(buf) from None
-            raise
-        else:
-            await cancel_shielded_checkpoint()
-        if n:
-            return n
-        if _nbytes(buf) == 0:
-            return 0
-        raise EndOfFile()
+        return await self._recv(buf, 0)
 
     async def write_some(self, data: Buffer) -> int:
         """Write at least one byte of ``data``.
@@ -365,34 +337,7 @@ class Socket(SocketBase, TrioStreamMixin):
           TypeError: ``data`` is not bytes-like.
           OSError: ``EBADF`` if closed; ``EPIPE``, ``ECONNRESET``, ...
         """
-        await checkpoint_if_cancelled()
-        sock = self._sock
-        try:
-            if sock is None:
-                raise closed_error()
-            if self._writers.busy:
-                raise _EAGAIN
-            n: int = sock.send(data)
-        except _EAGAIN:
-            assert sock is not None
-            return await self._blocked(
-                self._writers,
-                wait_writable,
-                sock.send,
-                (data,),
-                wait_first=not self._writers.busy,
-            )
-        except BaseException as exc:
-            await cancel_shielded_checkpoint()
-            if isinstance(exc, TypeError):
-                raise _write_buffer_error(data) from None
-            if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
-                # Emilua (Asio) never issues a syscall for an empty buffer:
-                # 0 even on an unconnected socket, where send() says EPIPE.
-                return 0
-            raise
-        await cancel_shielded_checkpoint()
-        return n
+        return await self._send(data, 0)
 
     async def receive(self, buf: Buffer, flags: Iterable[str] | int = ()) -> int:
         """``read_some`` with message flags (``recv`` flags).
@@ -428,35 +373,7 @@ class Socket(SocketBase, TrioStreamMixin):
         if f & _MSG_OOB:
             # Urgent data is not "readable" data: it has its own wait.
             return await _urgent.receive_urgent(self, buf, f)
-        await checkpoint_if_cancelled()
-        sock = self._sock
-        try:
-            if sock is None:
-                raise closed_error()
-            if self._readers.busy:
-                raise _EAGAIN
-            n = sock.recv_into(buf, 0, f)
-        except _EAGAIN:
-            assert sock is not None
-            n = await self._blocked(
-                self._readers,
-                wait_readable,
-                sock.recv_into,
-                (buf, 0, f),
-                wait_first=not self._readers.busy,
-            )
-        except BaseException as exc:
-            await cancel_shielded_checkpoint()
-            if isinstance(exc, TypeError):
-                raise _read_buffer_error(buf) from None
-            raise
-        else:
-            await cancel_shielded_checkpoint()
-        if n:
-            return n
-        if _nbytes(buf) == 0:
-            return 0
-        raise EndOfFile()
+        return await self._recv(buf, f)
 
     async def send(self, data: Buffer, flags: Iterable[str] | int = ()) -> int:
         """``write_some`` with message flags (``send`` flags).
@@ -478,32 +395,7 @@ class Socket(SocketBase, TrioStreamMixin):
         except BaseException:
             await checkpoint()
             raise
-        await checkpoint_if_cancelled()
-        sock = self._sock
-        try:
-            if sock is None:
-                raise closed_error()
-            if self._writers.busy:
-                raise _EAGAIN
-            n: int = sock.send(data, f)
-        except _EAGAIN:
-            assert sock is not None
-            return await self._blocked(
-                self._writers,
-                wait_writable,
-                sock.send,
-                (data, f),
-                wait_first=not self._writers.busy,
-            )
-        except BaseException as exc:
-            await cancel_shielded_checkpoint()
-            if isinstance(exc, TypeError):
-                raise _write_buffer_error(data) from None
-            if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
-                return 0
-            raise
-        await cancel_shielded_checkpoint()
-        return n
+        return await self._send(data, f)
 
     async def wait(self, kind: Literal["read", "write", "error"]) -> None:
         """Wait until the socket is readable, writable, or has an error.
@@ -538,6 +430,72 @@ class Socket(SocketBase, TrioStreamMixin):
             await self._blocked(self._readers, wait_readable, None, (), wait_first=True)
         else:
             await self._blocked(self._writers, wait_writable, None, (), wait_first=True)
+
+    # -- the one read and the one write ------------------------------------
+    # read_some/receive and write_some/send share these; the fast path is
+    # written inline here (see _driver.py) because a function call per
+    # operation is measurable.
+
+    async def _recv(self, buf: Buffer, flags: int) -> int:
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._readers.busy:
+                raise _EAGAIN
+            n = sock.recv_into(buf, 0, flags)
+        except _EAGAIN:
+            assert sock is not None
+            n = await self._blocked(
+                self._readers,
+                wait_readable,
+                sock.recv_into,
+                (buf, 0, flags),
+                wait_first=not self._readers.busy,
+            )
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if isinstance(exc, TypeError):
+                raise _read_buffer_error(buf) from None
+            raise
+        else:
+            await cancel_shielded_checkpoint()
+        if n:
+            return n
+        if _nbytes(buf) == 0:
+            return 0
+        raise EndOfFile()
+
+    async def _send(self, data: Buffer, flags: int) -> int:
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if self._writers.busy:
+                raise _EAGAIN
+            n: int = sock.send(data, flags)
+        except _EAGAIN:
+            assert sock is not None
+            return await self._blocked(
+                self._writers,
+                wait_writable,
+                sock.send,
+                (data, flags),
+                wait_first=not self._writers.busy,
+            )
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if isinstance(exc, TypeError):
+                raise _write_buffer_error(data) from None
+            if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
+                # Emilua (Asio) never issues a syscall for an empty buffer:
+                # 0 even on an unconnected socket, where send() says EPIPE.
+                return 0
+            raise
+        await cancel_shielded_checkpoint()
+        return n
 
     async def send_file(
         self,
