@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import trio_emtcp
 
 project = "trio_emtcp"
@@ -21,7 +24,10 @@ extensions = [
 # references into Python's and Trio's own docs are let through by name.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(trio|socket|ipaddress|enum|re|os|collections|typing|errno)(\..*)?"),
+    (
+        r"py:.*",
+        r"(trio|socket|ssl|ipaddress|enum|re|os|collections|typing|errno)(\..*)?",
+    ),
     (
         r"py:.*",
         r"(int|str|bytes|bytearray|memoryview|bool|None|object|float|tuple|list|"
@@ -36,11 +42,39 @@ nitpick_ignore_regex = [
 ]
 
 autodoc_member_order = "bysource"
+# ``Buffer`` is ``Any`` at run time (collections.abc.Buffer is Python 3.12+);
+# keep its name in the signatures, where ``Any`` would say nothing.
+autodoc_type_aliases = {"Buffer": "collections.abc.Buffer"}
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
 html_theme = "furo"
 html_title = f"trio_emtcp {release}"
 exclude_patterns = ["_build"]
+
+
+# Sphinx 9 prints an alias inside a union or a subscript (``Buffer | None``,
+# ``Sequence[Buffer]``) as ``TypeAliasForwardRef('collections.abc.Buffer')``;
+# put the plain name back.
+_FORWARD_REF = re.compile(r"TypeAliasForwardRef\('([^']*)'\)")
+
+
+def _unwrap_aliases(
+    app: Any,
+    what: str,
+    name: str,
+    obj: object,
+    options: object,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str | None, str | None]:
+    def fix(text: str | None) -> str | None:
+        return None if text is None else _FORWARD_REF.sub(r"\1", text)
+
+    return fix(signature), fix(return_annotation)
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-signature", _unwrap_aliases)

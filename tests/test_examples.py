@@ -2,7 +2,10 @@
 
 ``http_server.py`` is served in-process (port 0, ``nursery.start``) and
 fetched with the real ``curl``; one test also runs it as a script and stops
-it with SIGINT.
+it with SIGINT.  ``tls_echo.py`` runs in-process, with an untrusted client,
+and as a script; ``cancellation.py`` runs in-process on the autojump clock.
+(``line_protocol.py`` is tested in test_scanner.py, ``echo_server.py`` in
+test_cli.py.)
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -211,3 +215,130 @@ async def test_hello_example_prints_the_spec_output(
     # The two prints come from two tasks that Trio may schedule either way.
     lines = capsys.readouterr().out.splitlines()
     assert sorted(lines) == ["11", "b'Hello World'"]
+
+
+# -- tls_echo.py --------------------------------------------------------------
+
+tls_echo = load_example("tls_echo")
+
+_TLS_CLIENT_LINES = [
+    f"client: sent {message!r}, got back {message!r}" for message in tls_echo.MESSAGES
+]
+
+
+async def test_tls_echo_example_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
+    await tls_echo.main()
+    listening, *rest = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"server: listening on 127\.0\.0\.1:[1-9][0-9]*", listening)
+    assert rest == _TLS_CLIENT_LINES
+
+
+async def test_tls_echo_client_returns_the_echoes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server_context, client_context = tls_echo.make_contexts()
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(tls_echo.serve, server_context)
+        assert await tls_echo.client(port, client_context) == tls_echo.MESSAGES
+        nursery.cancel_scope.cancel()
+    assert capsys.readouterr().out.splitlines()[1:] == _TLS_CLIENT_LINES
+
+
+async def test_tls_echo_server_survives_an_untrusted_client(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server_context, client_context = tls_echo.make_contexts()
+    _, stranger_context = tls_echo.make_contexts()  # trusts another CA
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(tls_echo.serve, server_context)
+        capsys.readouterr()
+        with pytest.raises(trio.BrokenResourceError) as excinfo:
+            await tls_echo.client(port, stranger_context)
+        assert isinstance(excinfo.value.__cause__, ssl.SSLCertVerificationError)
+        # The client's alert reaches the server's handshake.
+        await trio.testing.wait_all_tasks_blocked()
+        out = capsys.readouterr().out
+        assert re.fullmatch(r"server: a connection failed: SSL\w*Error\(.*\)\n", out)
+        # The failure ended one connection; the server serves the next one.
+        assert await tls_echo.client(port, client_context) == tls_echo.MESSAGES
+        nursery.cancel_scope.cancel()
+
+
+async def test_tls_echo_receive_exactly_reports_an_early_close(
+    pair: tuple[Socket, Socket],
+) -> None:
+    server_context, client_context = tls_echo.make_contexts()
+    a, b = pair
+    async with trio.open_nursery() as nursery:
+        server = trio.SSLStream(b, server_context, server_side=True)
+        client = trio.SSLStream(a, client_context, server_hostname=tls_echo.SERVER_NAME)
+
+        async def close_after_two_bytes() -> None:
+            await server.send_all(b"he")
+            await server.aclose()
+
+        nursery.start_soon(close_after_two_bytes)
+        with pytest.raises(EOFError, match=r"^the server closed the connection early$"):
+            await tls_echo.receive_exactly(client, 5)
+
+
+async def test_tls_echo_script_runs_with_throwaway_certificates() -> None:
+    result = await trio.run_process(
+        [sys.executable, str(EXAMPLES / "tls_echo.py")],
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    listening, *rest = result.stdout.decode().splitlines()
+    assert re.fullmatch(r"server: listening on 127\.0\.0\.1:[1-9][0-9]*", listening)
+    assert rest == _TLS_CLIENT_LINES
+    assert result.stderr == b""
+
+
+# -- cancellation.py ----------------------------------------------------------
+
+cancellation = load_example("cancellation")
+
+
+async def test_cancellation_example_prints_each_row(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cancellation.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:-2] == [
+        "end of stream: the reader sees EndOfFile, and again EndOfFile",
+        "cancel(): the reader sees OperationAborted",
+        "  the socket is open; the next read gets data b'still here'",
+        "close(): the reader sees OperationAborted",
+        "  the socket is closed",
+        "release(): the reader sees OperationAborted",
+        "  the socket is closed; a new one adopts the fd, reads data b'still here'",
+        "own deadline: the reader sees its deadline pass",
+        "  the socket is open",
+        "scope and cancel() at once: the reader sees trio.Cancelled",
+    ]
+    aborted = re.fullmatch(
+        r"write_all: cancel\(\) aborts it after (\d+) bytes", lines[-2]
+    )
+    assert aborted is not None, lines[-2]
+    assert 0 < int(aborted.group(1)) < 1024 * 1024
+    assert lines[-1] == "  it resumes from there: the reader gets all 1048576 bytes"
+
+
+async def test_cancellation_example_waits_out_its_deadline(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = trio.current_time()
+    await cancellation.own_deadline()
+    assert trio.current_time() - start == pytest.approx(cancellation.DEADLINE)
+    assert capsys.readouterr().out == (
+        "own deadline: the reader sees its deadline pass\n  the socket is open\n"
+    )
+
+
+async def test_cancellation_example_read_once_returns_data(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    await a.write_some(b"ready")
+    with trio.testing.assert_checkpoints():
+        assert await cancellation.read_once(b) == "data b'ready'"
