@@ -383,3 +383,22 @@ async def test_stream_on_closed_socket_is_ebadf() -> None:
         with assert_checkpoints(), pytest.raises(OSError) as exc_info:
             await call
         assert exc_info.value.errno == errno.EBADF
+
+
+@pytest.mark.parametrize(
+    ("call", "method"),
+    [
+        (lambda: stream.write_all(_any(object()), b"x"), "write_some"),
+        (lambda: stream.write_all(_any(object()), [b"x"]), "write_some"),
+        (lambda: stream.write_at_least(_any(3), b"x", 1), "write_some"),
+        (lambda: stream.read_all(_any("s"), bytearray(1)), "read_some"),
+        (lambda: stream.read_at_least(_any(None), bytearray(1), 1), "read_some"),
+    ],
+)
+async def test_stream_refuses_objects_without_the_method(
+    call: Callable[[], Awaitable[int]], method: str
+) -> None:
+    with pytest.raises(
+        TypeError, match=rf"^stream: expected an object with {method}\(\) "
+    ):
+        await call()

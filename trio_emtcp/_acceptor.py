@@ -40,7 +40,9 @@ class Acceptor(SocketBase, TrioListenerMixin):
     connection.  :meth:`close`, :meth:`cancel` and :meth:`release` from
     another task end a pending ``accept`` with
     :class:`~trio_emtcp.OperationAborted`.  On a closed acceptor every member
-    except ``close`` and ``is_open`` raises :class:`OSError` (``EBADF``).
+    that needs a descriptor (all but ``close``, ``aclose``, ``is_open``,
+    ``open`` and ``assign``) raises :class:`~trio_emtcp.ClosedSocketError`,
+    an :class:`OSError` with errno ``EBADF``.
     """
 
     __slots__ = ("_enable_connection_aborted",)
@@ -68,7 +70,9 @@ class Acceptor(SocketBase, TrioListenerMixin):
         Raises:
           TypeError: ``backlog`` is not an ``int`` or ``None``.
           ValueError: ``backlog`` is negative.
-          OSError: ``EBADF`` if closed.
+          OSError: ``EBADF`` if closed; the kernel's error otherwise
+            (``EADDRINUSE`` when another socket listens on the same port,
+            both bound with ``reuse_address``).
         """
         if backlog is None:
             backlog = _stdlib_socket.SOMAXCONN

@@ -32,8 +32,8 @@ class OperationAborted(OSError):
     releases the object while the operation is waiting.  Its errno is
     :data:`errno.ECANCELED`, like Emilua's ``operation_aborted``.  An operation
     that ends this way transferred no data; composed operations of
-    :mod:`trio_emtcp.stream` report what they transferred before it in
-    ``bytes_transferred``.
+    :mod:`trio_emtcp.stream` and ``Socket.send_file`` report what they
+    transferred before it in ``bytes_transferred``.
 
     The task's own Trio cancellation is never turned into this error: it
     stays :class:`trio.Cancelled`.
@@ -58,7 +58,10 @@ class EndOfFile(EOFError):
     that call and on every later one (Emilua can hang on the second call;
     trio_emtcp never does), and by :func:`trio_emtcp.stream.read_all` and
     :func:`~trio_emtcp.stream.read_at_least` when the stream ends before the
-    buffer is filled, with ``bytes_transferred`` set to what they read.
+    buffer is filled, with ``bytes_transferred`` set to what they read.  Also
+    by ``Scanner.get_line`` once the last record has been returned, and by
+    ``receive(buf, ["out_of_band"])`` when the peer closed its side with no
+    urgent data pending.
     """
 
     bytes_transferred: int
@@ -95,7 +98,8 @@ class ClosedSocketError(OSError, trio.ClosedResourceError):
 
     Raised by every member of a closed (or never opened)
     :class:`~trio_emtcp.ip.tcp.Socket` or :class:`~trio_emtcp.ip.tcp.Acceptor`
-    except ``close()`` and ``is_open``, when it is called after the close.
+    that needs a descriptor: all but ``close()``, ``aclose()``, ``is_open``,
+    ``open()``, ``assign()`` and the socket's ``connect()`` (which opens it).
     Emilua reports ``EBADF`` there, so it is an :class:`OSError` with that
     errno, and its text is the plain ``[Errno 9] Bad file descriptor``.  It is
     also a :class:`trio.ClosedResourceError`, the exception Trio's

@@ -26,7 +26,8 @@ async def socket_pair(family: Literal["v4", "v6"] = "v4") -> tuple[Socket, Socke
       A pair ``(a, b)``, ``a`` connected and ``b`` accepted, both open.
 
     Raises:
-      TypeError, ValueError: ``family`` is not ``"v4"``/``"v6"``.
+      TypeError: ``family`` is not a ``str`` (an ``Address`` included).
+      ValueError: ``family`` is another string.
       OSError: the system refused (e.g. no IPv6 loopback, ``EMFILE``);
         nothing is left open.
     """

@@ -458,7 +458,8 @@ class Scanner(Generic[_R]):
             than ``max_record_size``; it is raised again by every later
             call, as the data stays buffered.
           ValueError: the ``record_separator`` regex matched the empty
-            string.
+            string, or the stream's ``read_some`` returned a count outside
+            ``0..len(buf)``.
           trio.BusyResourceError: another task is in ``get_line``.
           OperationAborted, OSError, trio.Cancelled: from ``read_some``,
             unchanged.

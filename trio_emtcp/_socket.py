@@ -98,8 +98,11 @@ class Socket(SocketBase, TrioStreamMixin):
     :class:`~trio_emtcp.OperationAborted`.  Several tasks may wait in the
     same direction; they are served in FIFO order.
 
-    On a closed socket every member except :meth:`close` and :attr:`is_open`
-    raises :class:`OSError` with errno ``EBADF``.
+    On a closed socket every member that needs a descriptor (all but
+    :meth:`close`, :meth:`aclose`, :attr:`is_open`, :meth:`open`,
+    :meth:`assign`, and :meth:`connect`, which opens the socket) raises
+    :class:`~trio_emtcp.ClosedSocketError`, an :class:`OSError` with errno
+    ``EBADF``.
 
     Defaults follow Emilua (Asio): the socket is created with the system's
     defaults, so ``tcp_no_delay`` is off.  Use the socket as an async context
@@ -270,7 +273,10 @@ class Socket(SocketBase, TrioStreamMixin):
             family on an open socket.
           OperationAborted: ``close()``/``cancel()``/``release()`` from
             another task.
-          OSError: the connect failed (``ConnectionRefusedError``, ...).
+          OSError: the connect failed (``ConnectionRefusedError``, ...);
+            ``BlockingIOError`` (``EALREADY``) while a connect aborted by
+            ``cancel()`` is still under way; the system's error when opening
+            a closed socket fails (``EMFILE``).
         """
         await checkpoint_if_cancelled()
         try:

@@ -179,7 +179,16 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
 # -- the duck-typed loops ---------------------------------------------------
 
 
+def _stream_method(stream: object, name: str) -> None:
+    if not callable(getattr(stream, name, None)):
+        raise TypeError(
+            f"stream: expected an object with {name}() (e.g. an ip.tcp.Socket), "
+            f"got {type(stream).__name__}"
+        )
+
+
 async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> int:
+    _stream_method(stream, "write_some")
     total = 0
     if minimum == 0:
         await checkpoint()
@@ -194,6 +203,7 @@ async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> i
 
 
 async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> int:
+    _stream_method(stream, "write_some")
     total = 0
     if not any(v.nbytes for v in views):
         await checkpoint()
@@ -212,6 +222,7 @@ async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> 
 
 
 async def _generic_read(stream: ReadStream, mv: memoryview, minimum: int) -> int:
+    _stream_method(stream, "read_some")
     total = 0
     if minimum == 0:
         await checkpoint()
