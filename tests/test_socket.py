@@ -973,3 +973,42 @@ def test_Socket_close_outside_trio_run_closes_the_descriptor() -> None:
     b.close()
     assert open_fds() == before - 2
     assert not a.is_open
+
+
+async def test_Socket_connect_aborted_by_release() -> None:
+    released: list[int] = []
+    sock, exc = await _blocked_connect(lambda s: released.append(s.release()))
+    assert isinstance(exc, OperationAborted)
+    assert not sock.is_open
+    (fd,) = released
+    # The descriptor is the caller's now, still open, and adoptable.
+    again = Socket()
+    again.assign("v4", fd)
+    again.close()
+
+
+async def test_Socket_every_async_method_is_a_checkpoint(
+    pair: tuple[Socket, Socket], tmp_path: Any
+) -> None:
+    a, b = pair
+    path = tmp_path / "f"
+    path.write_bytes(b"file")
+    await a.write_some(b"x" * 8)
+    await b.wait("read")
+    file = path.open("rb")
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: a.write_some(b"1"),
+        lambda: a.send(b"2", ["do_not_route"]),
+        lambda: b.read_some(bytearray(1)),
+        lambda: b.receive(bytearray(1), ["peek"]),
+        lambda: b.receive(bytearray(1)),
+        lambda: a.wait("write"),
+        lambda: b.wait("read"),
+        lambda: a.send_file(file, 0, 4),
+        lambda: trio_emtcp.stream.write_all(a, b"34"),
+        lambda: trio_emtcp.stream.read_all(b, bytearray(2)),
+    ]
+    with file:
+        for call in calls:
+            with assert_checkpoints():
+                await call()
