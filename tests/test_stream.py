@@ -402,3 +402,23 @@ async def test_stream_refuses_objects_without_the_method(
         TypeError, match=rf"^stream: expected an object with {method}\(\) "
     ):
         await call()
+
+
+async def test_cancelled_at_entry_carries_bytes_transferred(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    calls: list[Callable[[], Awaitable[int]]] = [
+        lambda: stream.write_all(a, b"abc"),
+        lambda: stream.write_all(a, [b"a", b"bc"]),
+        lambda: stream.read_all(b, bytearray(3)),
+    ]
+    for call in calls:
+        with trio.CancelScope() as cs:
+            cs.cancel()
+            try:
+                await call()
+            except trio.Cancelled as exc:
+                assert exc.bytes_transferred == 0  # type: ignore[attr-defined]
+                raise
+        assert cs.cancelled_caught

@@ -7,6 +7,7 @@ from typing import Literal
 
 from ._acceptor import Acceptor
 from ._address import Address, family_arg
+from ._driver import checkpoint
 from ._socket import Socket
 
 __all__ = ["socket_pair"]
@@ -31,9 +32,13 @@ async def socket_pair(family: Literal["v4", "v6"] = "v4") -> tuple[Socket, Socke
       OSError: the system refused (e.g. no IPv6 loopback, ``EMFILE``);
         nothing is left open.
     """
-    fam = family_arg(family)
-    if isinstance(family, Address):
-        raise TypeError("family: expected 'v4' or 'v6', got Address")
+    try:
+        fam = family_arg(family)
+        if isinstance(family, Address):
+            raise TypeError("family: expected 'v4' or 'v6', got Address")
+    except (TypeError, ValueError):
+        await checkpoint()
+        raise
     addr = (
         Address.loopback_v4()
         if fam == _stdlib_socket.AF_INET

@@ -177,8 +177,8 @@ async def send_file(
       trio.Cancelled: the task's own cancellation, with
         ``bytes_transferred`` set.
     """
-    await checkpoint_if_cancelled()
     try:
+        await checkpoint_if_cancelled()
         in_fd = _file_arg(file)
         start = _count_arg(offset, "offset")
         size = _count_arg(size_in_bytes, "size_in_bytes")
@@ -191,8 +191,9 @@ async def send_file(
         per_send = _per_send_arg(n_number_of_bytes_per_send)
         sock._live()
         _check_readable(in_fd)
-    except BaseException:
+    except BaseException as exc:
         await cancel_shielded_checkpoint()
+        _socket._set_transferred(exc, 0)
         raise
     if not (head_mv or size or tail_mv):
         # Nothing to write: still a checkpoint, as every async method.
@@ -253,8 +254,8 @@ async def _sendfile_range(
     sent = 0
     blocked = False
     refused = False
-    await checkpoint_if_cancelled()
     try:
+        await checkpoint_if_cancelled()
         out_fd = sock._live().fileno()
         writers = sock._writers
         while sent < size:
@@ -299,8 +300,8 @@ async def _copy_range(
     chunk = _FALLBACK_CHUNK if per_send is None else per_send
     sent = 0
     yielded = False
-    await checkpoint_if_cancelled()
     try:
+        await checkpoint_if_cancelled()
         while sent < size:
             data = os.pread(in_fd, min(size - sent, chunk), offset + sent)
             if not data:

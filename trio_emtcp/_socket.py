@@ -582,8 +582,10 @@ class Socket(SocketBase, TrioStreamMixin):
         mv = memoryview(buf).cast("B")
         total = 0
         blocked = False
-        await checkpoint_if_cancelled()
         try:
+            # Inside the try: a Cancelled raised here carries
+            # bytes_transferred (0) like any other exit.
+            await checkpoint_if_cancelled()
             sock = self._live()
             readers = self._readers
             while total < minimum:
@@ -617,8 +619,10 @@ class Socket(SocketBase, TrioStreamMixin):
         mv = memoryview(data).cast("B")
         total = 0
         blocked = False
-        await checkpoint_if_cancelled()
         try:
+            # Inside the try: a Cancelled raised here carries
+            # bytes_transferred (0) like any other exit.
+            await checkpoint_if_cancelled()
             sock = self._live()
             writers = self._writers
             while total < minimum:
@@ -651,8 +655,10 @@ class Socket(SocketBase, TrioStreamMixin):
         size = sum(b.nbytes for b in pending)
         total = 0
         blocked = False
-        await checkpoint_if_cancelled()
         try:
+            # Inside the try: a Cancelled raised here carries
+            # bytes_transferred (0) like any other exit.
+            await checkpoint_if_cancelled()
             sock = self._live()
             writers = self._writers
             while pending:

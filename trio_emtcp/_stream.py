@@ -107,11 +107,19 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
       trio.Cancelled: the task was cancelled; ``bytes_transferred`` set.
     """
     if isinstance(data, (list, tuple)):
-        views = [_bytes_view(item, "data") for item in data]
+        try:
+            views = [_bytes_view(item, "data") for item in data]
+        except TypeError:
+            await checkpoint()
+            raise
         if type(stream) is Socket:
             return await stream._write_all_vectored(views)
         return await _generic_write_views(stream, views)
-    mv = _bytes_view(data, "data")
+    try:
+        mv = _bytes_view(data, "data")
+    except TypeError:
+        await checkpoint()
+        raise
     if type(stream) is Socket:
         return await stream._write_at_least(mv, mv.nbytes)
     return await _generic_write(stream, mv, mv.nbytes)
@@ -130,8 +138,12 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
       OperationAborted, OSError, trio.Cancelled: as :func:`write_all`,
         with ``bytes_transferred`` set.
     """
-    mv = _bytes_view(data, "data")
-    need = _minimum_arg(minimum, mv.nbytes)
+    try:
+        mv = _bytes_view(data, "data")
+        need = _minimum_arg(minimum, mv.nbytes)
+    except (TypeError, ValueError):
+        await checkpoint()
+        raise
     if type(stream) is Socket:
         return await stream._write_at_least(mv, need)
     return await _generic_write(stream, mv, need)
@@ -149,7 +161,11 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
         much of ``buf`` was filled.
       OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
     """
-    mv = _writable_view(buf)
+    try:
+        mv = _writable_view(buf)
+    except TypeError:
+        await checkpoint()
+        raise
     if type(stream) is Socket:
         return await stream._read_at_least(mv, mv.nbytes)
     return await _generic_read(stream, mv, mv.nbytes)
@@ -169,8 +185,12 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
       EndOfFile, OperationAborted, OSError, trio.Cancelled: as
         :func:`read_all`.
     """
-    mv = _writable_view(buf)
-    need = _minimum_arg(minimum, mv.nbytes)
+    try:
+        mv = _writable_view(buf)
+        need = _minimum_arg(minimum, mv.nbytes)
+    except (TypeError, ValueError):
+        await checkpoint()
+        raise
     if type(stream) is Socket:
         return await stream._read_at_least(mv, need)
     return await _generic_read(stream, mv, need)
@@ -179,8 +199,9 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
 # -- the duck-typed loops ---------------------------------------------------
 
 
-def _stream_method(stream: object, name: str) -> None:
+async def _stream_method(stream: object, name: str) -> None:
     if not callable(getattr(stream, name, None)):
+        await checkpoint()
         raise TypeError(
             f"stream: expected an object with {name}() (e.g. an ip.tcp.Socket), "
             f"got {type(stream).__name__}"
@@ -188,7 +209,7 @@ def _stream_method(stream: object, name: str) -> None:
 
 
 async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> int:
-    _stream_method(stream, "write_some")
+    await _stream_method(stream, "write_some")
     total = 0
     if minimum == 0:
         await checkpoint()
@@ -203,7 +224,7 @@ async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> i
 
 
 async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> int:
-    _stream_method(stream, "write_some")
+    await _stream_method(stream, "write_some")
     total = 0
     if not any(v.nbytes for v in views):
         await checkpoint()
@@ -222,7 +243,7 @@ async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> 
 
 
 async def _generic_read(stream: ReadStream, mv: memoryview, minimum: int) -> int:
-    _stream_method(stream, "read_some")
+    await _stream_method(stream, "read_some")
     total = 0
     if minimum == 0:
         await checkpoint()
