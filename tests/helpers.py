@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from trio_emtcp.ip.tcp import Socket
+from trio_emtcp.ip import Address
+from trio_emtcp.ip.tcp import Acceptor, Socket
 
 
 def open_fds() -> int:
@@ -67,3 +68,18 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is required under CI (.ci/run installs it)")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+def listening(address: Address | None = None, backlog: int | None = None) -> Acceptor:
+    """An acceptor bound to an ephemeral port on loopback, listening."""
+    if address is None:
+        address = Address.loopback_v4()
+    acceptor = Acceptor()
+    try:
+        acceptor.open(address)
+        acceptor.bind(address, 0)
+        acceptor.listen(backlog)
+    except BaseException:
+        acceptor.close()
+        raise
+    return acceptor

@@ -17,18 +17,11 @@ from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
+from .helpers import listening as _listening
 from .helpers import no_fd_leak, open_fds
 
 LOOPBACK = Address.loopback_v4()
 LOOPBACK_V6 = Address.loopback_v6()
-
-
-def _listening(address: Address = LOOPBACK, backlog: int | None = None) -> Acceptor:
-    acceptor = Acceptor()
-    acceptor.open(address)
-    acceptor.bind(address, 0)
-    acceptor.listen(backlog)
-    return acceptor
 
 
 async def _connect(acceptor: Acceptor) -> Socket:

@@ -16,23 +16,15 @@ from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 import trio_emtcp
 from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted, socket_pair
 from trio_emtcp.ip import Address
-from trio_emtcp.ip.tcp import Acceptor, Socket
+from trio_emtcp.ip.tcp import Socket
 
-from .helpers import blocking_pair, fill_send_buffer, no_fd_leak, open_fds
+from .helpers import blocking_pair, fill_send_buffer, listening, no_fd_leak, open_fds
 
 LOOPBACK = Address.loopback_v4()
 
 
 def _ebadf(exc_info: pytest.ExceptionInfo[OSError]) -> None:
     assert exc_info.value.errno == errno.EBADF
-
-
-async def _listening() -> Acceptor:
-    acceptor = Acceptor()
-    acceptor.open("v4")
-    acceptor.bind(LOOPBACK, 0)
-    acceptor.listen()
-    return acceptor
 
 
 # -- life cycle ---------------------------------------------------------------
@@ -375,7 +367,7 @@ async def test_Socket_shutdown_unconnected() -> None:
 
 
 async def test_Socket_disconnect_then_connect_again() -> None:
-    async with await _listening() as acceptor, Socket() as sock:
+    async with listening() as acceptor, Socket() as sock:
         await sock.connect(LOOPBACK, acceptor.local_port)
         (await acceptor.accept()).close()
         sock.disconnect()
@@ -391,7 +383,7 @@ async def test_Socket_disconnect_then_connect_again() -> None:
 
 
 async def test_Socket_connect_opens_and_accepts_strings() -> None:
-    async with await _listening() as acceptor, Socket() as sock:
+    async with listening() as acceptor, Socket() as sock:
         with assert_checkpoints():
             await sock.connect("127.0.0.1", acceptor.local_port)
         assert sock.is_open
@@ -400,7 +392,7 @@ async def test_Socket_connect_opens_and_accepts_strings() -> None:
 
 
 async def test_Socket_connect_refused_leaves_socket_open() -> None:
-    async with await _listening() as acceptor:
+    async with listening() as acceptor:
         port = acceptor.local_port
     async with Socket() as sock:
         with assert_checkpoints(), pytest.raises(ConnectionRefusedError):
