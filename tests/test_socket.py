@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable
@@ -1004,3 +1005,125 @@ async def test_Socket_every_async_method_is_a_checkpoint(
         for call in calls:
             with assert_checkpoints():
                 await call()
+
+
+async def test_Socket_queued_reader_outer_cancel_wins_in_the_same_tick(
+    pair: tuple[Socket, Socket],
+) -> None:
+    # B queues behind A; A's read completes and hands over to B, and in
+    # that same step both B's own scope and the socket are cancelled: B must
+    # see trio.Cancelled (SPEC §4), not OperationAborted.
+    a, b = pair
+    outer_b = trio.CancelScope()
+    seen: list[str] = []
+
+    async def first() -> None:
+        assert await b.read_some(bytearray(8)) == 1
+        b.cancel()
+        outer_b.cancel()
+
+    async def second() -> None:
+        with outer_b:
+            try:
+                await b.read_some(bytearray(8))
+            except BaseException as exc:
+                seen.append(type(exc).__name__)
+                raise
+        assert outer_b.cancelled_caught
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(second)
+        await wait_all_tasks_blocked()
+        await a.write_some(b"x")
+    assert seen == ["Cancelled"]
+
+
+async def test_Socket_empty_or_bad_buffer_does_not_queue(
+    pair: tuple[Socket, Socket], autojump_clock: trio.testing.MockClock
+) -> None:
+    # With a reader and a writer already waiting on ``a``, calls that have
+    # nothing to wait for answer at once instead of queueing behind them.
+    a, _ = pair
+    fill_send_buffer(a)
+
+    async def blocked(op: Callable[[], Awaitable[int]]) -> None:
+        # Loops until cancel() aborts it (a write may first drain a little).
+        with contextlib.suppress(OperationAborted):
+            while True:
+                await op()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(blocked, lambda: a.read_some(bytearray(8)))
+        nursery.start_soon(blocked, lambda: a.write_some(b"y" * 65536))
+        await wait_all_tasks_blocked()
+        assert a._readers.busy
+        assert a._writers.busy
+        # A watchdog on the autojump clock: a call that queued would block
+        # with everything else, and fail here instead of hanging.
+        with trio.fail_after(60):
+            with assert_checkpoints():
+                assert await a.read_some(bytearray()) == 0
+            with assert_checkpoints():
+                assert await a.write_some(b"") == 0
+            with pytest.raises(TypeError, match=r"^buf: expected a writable buffer"):
+                await a.read_some(b"readonly")
+            with pytest.raises(TypeError, match=r"^data: .* got str; encode it first$"):
+                await a.write_some("text")  # type: ignore[arg-type]
+        a.cancel()
+
+
+async def test_Socket_connect_handed_over_in_the_queue_waits_for_the_handshake() -> (
+    None
+):
+    # A connect that queued behind another writer (the head) must, once
+    # handed the direction, wait for writability before it reads SO_ERROR:
+    # SO_ERROR is 0 during SYN_SENT, so reading it early reported success.
+    # White-box: the head is simulated by setting ``busy`` and handing over.
+    from trio_emtcp._socket import _connect_result
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):
+                filler = socket.socket()
+                filler.setblocking(False)
+                fillers.append(filler)
+                filler.connect_ex(("127.0.0.1", port))
+            async with Socket() as sock:
+                sock.open("v4")
+                raw = sock._sock
+                assert raw is not None
+                assert raw.connect_ex(("127.0.0.1", port)) == errno.EINPROGRESS
+                sock._writers.busy = True  # another writer is the head
+                outcome: list[object] = []
+
+                async def connecting() -> None:
+                    try:
+                        await sock._blocked(
+                            sock._writers,
+                            trio.lowlevel.wait_writable,
+                            _connect_result,
+                            (raw,),
+                            wait_first=True,
+                            queued_after_try=True,
+                        )
+                        outcome.append("returned")
+                    except OperationAborted:
+                        outcome.append("aborted")
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(connecting)
+                    await wait_all_tasks_blocked()
+                    sock._writers.hand_over()  # the head leaves
+                    await wait_all_tasks_blocked()
+                    assert outcome == []  # still waiting: SYN_SENT
+                    sock.cancel()
+                assert outcome == ["aborted"]
+        finally:
+            for filler in fillers:
+                filler.close()

@@ -167,6 +167,7 @@ class Driver:
         args: tuple[Any, ...],
         *,
         wait_first: bool,
+        queued_after_try: bool = False,
     ) -> T:
         """Run ``fn(*args)`` until it stops raising ``BlockingIOError``.
 
@@ -178,6 +179,9 @@ class Driver:
           args: arguments for ``fn``.
           wait_first: the caller has just tried ``fn`` and got ``EAGAIN``,
             so wait before trying again.
+          queued_after_try: the operation's own syscall already ran even if
+            the task has to queue (``connect``: ``fn`` only reads the
+            result), so a task handed the direction waits before ``fn``.
 
         Raises:
           OperationAborted: ``cancel()``/``close()``/``release()`` reached the
@@ -200,8 +204,9 @@ class Driver:
             with cs:
                 if waiters.busy:
                     await waiters.queue()
-                    # Handed over: the syscall was never tried for us.
-                    wait_first = fn is None
+                    # Handed over: the syscall was never tried for us
+                    # (unless the caller says it was).
+                    wait_first = fn is None or queued_after_try
                 else:
                     waiters.busy = True
                 head = True
@@ -210,7 +215,9 @@ class Driver:
                         try:
                             await wait_fn(sock)
                         except trio.ClosedResourceError:
-                            # notify_closing from close()/release().
+                            # notify_closing from close()/release().  The
+                            # task's own cancellation, if any, goes first.
+                            await checkpoint_if_cancelled()
                             raise OperationAborted() from None
                         if fn is None:
                             return None  # type: ignore[return-value]
@@ -218,7 +225,11 @@ class Driver:
                     if cs.cancel_called or self._sock is not sock:
                         # Woken (by readiness or by the previous head) in the
                         # same tick as cancel()/close(): the operation had not
-                        # run yet, so it is aborted, not half-done.
+                        # run yet, so it is aborted, not half-done.  The
+                        # checkpoint delivers the pending Cancelled: ``cs``
+                        # swallows its own (-> OperationAborted below), an
+                        # enclosing scope's wins.
+                        await checkpoint_if_cancelled()
                         raise OperationAborted()
                     try:
                         return fn(*args)  # type: ignore[misc]

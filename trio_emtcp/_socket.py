@@ -45,11 +45,17 @@ _MSG_OOB = _stdlib_socket.MSG_OOB
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 
 
-def _nbytes(buf: Any) -> int:
-    try:
-        return memoryview(buf).nbytes
-    except TypeError:
-        return -1
+def _nbytes(buf: Any, *, writable: bool = False) -> int:
+    """The buffer's size in bytes.
+
+    Raises:
+      TypeError: ``buf`` is not a buffer (or, with ``writable``, is
+        read-only); the callers turn it into their own message.
+    """
+    mv = memoryview(buf)
+    if writable and mv.readonly:
+        raise TypeError("read-only buffer")
+    return mv.nbytes
 
 
 def _read_buffer_error(buf: object) -> TypeError:
@@ -302,8 +308,16 @@ class Socket(SocketBase, TrioStreamMixin):
         else:
             await cancel_shielded_checkpoint()
             return
+        # ``queued_after_try``: connect() already ran (EINPROGRESS), so even a
+        # task that queued must wait for writability before it reads
+        # SO_ERROR, which is 0 while the handshake is under way.
         await self._blocked(
-            self._writers, wait_writable, _connect_result, (sock,), wait_first=True
+            self._writers,
+            wait_writable,
+            _connect_result,
+            (sock,),
+            wait_first=True,
+            queued_after_try=True,
         )
 
     async def read_some(self, buf: Buffer) -> int:
@@ -449,8 +463,13 @@ class Socket(SocketBase, TrioStreamMixin):
             if sock is None:
                 raise closed_error()
             if self._readers.busy:
-                raise _EAGAIN
-            n = sock.recv_into(buf, 0, flags)
+                # Queue behind the waiting task, unless there is nothing to
+                # wait for: a bad or empty buffer answers at once.
+                if _nbytes(buf, writable=True) != 0:
+                    raise _EAGAIN
+                n = 0
+            else:
+                n = sock.recv_into(buf, 0, flags)
         except _EAGAIN:
             assert sock is not None
             n = await self._blocked(
@@ -480,8 +499,11 @@ class Socket(SocketBase, TrioStreamMixin):
             if sock is None:
                 raise closed_error()
             if self._writers.busy:
-                raise _EAGAIN
-            n: int = sock.send(data, flags)
+                if _nbytes(data) != 0:
+                    raise _EAGAIN
+                n: int = 0
+            else:
+                n = sock.send(data, flags)
         except _EAGAIN:
             assert sock is not None
             return await self._blocked(
