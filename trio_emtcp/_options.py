@@ -18,8 +18,9 @@ __all__ = [
     "ACCEPTOR_OPTIONS",
     "SOCKET_OPTIONS",
     "OptionValue",
+    "encode",
     "get_option",
-    "set_option",
+    "lookup",
 ]
 
 Codec = Literal["bool", "int", "bufsize", "linger", "flag"]
@@ -127,14 +128,6 @@ def decode(opt: _Option, raw: int | bytes) -> OptionValue:
     if opt.codec == "bufsize":
         return raw // _BUFSIZE_READ_DIVISOR
     return raw
-
-
-def set_option(
-    sock: socket.socket, name: str, opt: _Option, value: object, timeout: object
-) -> None:
-    """Validate and apply one option (not used for ``flag`` options)."""
-    encoded = encode(name, opt, value, timeout)
-    sock.setsockopt(opt.level, opt.name, encoded)
 
 
 def get_option(sock: socket.socket, opt: _Option) -> OptionValue:
