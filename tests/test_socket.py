@@ -925,6 +925,74 @@ async def test_Socket_trio_socket_shares_descriptor(
     assert await b.read_some(buf) == 8
 
 
+async def test_Socket_close_wakes_a_trio_socket_waiter(
+    pair: tuple[Socket, Socket], autojump_clock: trio.testing.MockClock
+) -> None:
+    # close() must tell Trio when the descriptor was handed out: a task in
+    # trio_socket.recv() would otherwise wait on a closed fd forever (the
+    # fail_after turns that hang into a failure).
+    a, _b = pair
+    ts = a.trio_socket
+    woken: list[BaseException] = []
+
+    async def receiver() -> None:
+        with pytest.raises(trio.ClosedResourceError) as exc_info:
+            await ts.recv(1)
+        woken.append(exc_info.value)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receiver)
+            await wait_all_tasks_blocked()
+            a.close()
+    assert len(woken) == 1
+
+
+async def test_Socket_close_wakes_a_raw_waiter_on_an_assigned_fd(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The caller of assign() knows the descriptor and may wait on it itself.
+    left, right = blocking_pair()
+    fd = left.detach()
+    sock = Socket()
+    sock.assign("v4", fd)
+    woken: list[BaseException] = []
+
+    async def waiter() -> None:
+        with pytest.raises(trio.ClosedResourceError) as exc_info:
+            await trio.lowlevel.wait_readable(fd)
+        woken.append(exc_info.value)
+
+    with right, trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await wait_all_tasks_blocked()
+            sock.close()
+    assert len(woken) == 1
+
+
+async def test_Socket_close_of_an_idle_private_socket_skips_notify_closing(
+    pair: tuple[Socket, Socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The speed-up behind the two tests above: with no Trio waiter possible,
+    # close() does not pay for notify_closing (an epoll_ctl per close).
+    # release() keeps the descriptor open, so it always notifies.
+    calls: list[object] = []
+    real = trio.lowlevel.notify_closing
+
+    def counting(obj: Any) -> None:
+        calls.append(obj)
+        real(obj)
+
+    monkeypatch.setattr(trio.lowlevel, "notify_closing", counting)
+    a, b = pair
+    a.close()
+    assert calls == []
+    os_fd = b.release()
+    assert len(calls) == 1
+    socket.socket(fileno=os_fd).close()
+
+
 # -- descriptors --------------------------------------------------------------
 
 

@@ -125,6 +125,8 @@ class SocketBase(Driver):
         if self._sock is not None:
             raise AlreadyOpenError("already open")
         self._sock = adopt(fd, fam)
+        # The caller had the descriptor and may still wait on it in Trio.
+        self._fd_shared = True
 
     def release(self) -> int:
         """Hand the descriptor back without closing it; the object is closed.
@@ -137,7 +139,7 @@ class SocketBase(Driver):
         Raises:
           OSError: ``EBADF`` if closed.
         """
-        sock = self._detach_sock()
+        sock = self._detach_sock(releasing=True)
         if sock is None:
             raise closed_error()
         self._trio_sock = None
@@ -202,6 +204,8 @@ class SocketBase(Driver):
         sock = self._live()
         if self._trio_sock is None:
             self._trio_sock = trio.socket.from_stdlib_socket(sock)
+            # Its users may wait on the descriptor: close() must wake them.
+            self._fd_shared = True
         return self._trio_sock
 
 

@@ -105,7 +105,15 @@ class Driver:
     closed).  All members are plain attributes, read on the fast path.
     """
 
-    __slots__ = ("_aborts", "_fd_heads", "_readers", "_scopes", "_sock", "_writers")
+    __slots__ = (
+        "_aborts",
+        "_fd_heads",
+        "_fd_shared",
+        "_readers",
+        "_scopes",
+        "_sock",
+        "_writers",
+    )
 
     _sock: _stdlib_socket.socket | None
 
@@ -119,6 +127,10 @@ class Driver:
         self._aborts = 0
         # How many scope-less heads are in an fd wait right now.
         self._fd_heads = 0
+        # Whether code other than ours may wait on the descriptor in Trio:
+        # set once it is handed out (``trio_socket``) or came from outside
+        # (``assign``); see _detach_sock.
+        self._fd_shared = False
 
     # -- aborting ---------------------------------------------------------
 
@@ -135,21 +147,35 @@ class Driver:
             # and release() clear _sock first and notify on their own.
             trio.lowlevel.notify_closing(sock)
 
-    def _detach_sock(self) -> _stdlib_socket.socket | None:
+    def _detach_sock(self, *, releasing: bool = False) -> _stdlib_socket.socket | None:
         """Mark closed, abort pending operations, tell Trio; no checkpoint.
 
         Returns the stdlib socket so the caller can close or detach it.
         Trio's rule (``notify_closing``'s docstring): mark the object
         closed, notify, close, with no checkpoint in between.
+
+        Args:
+          releasing: the descriptor stays open (``release()``), so Trio
+            must always be told to forget it.
         """
         sock = self._sock
         if sock is None:
             return None
         self._sock = None
+        # Whether a Trio wait on the descriptor may exist: one of ours (a
+        # scope-less head, or a scoped waiter), or anyone's once the
+        # descriptor was shared.
+        watched = self._fd_heads or self._scopes or self._fd_shared
+        self._fd_shared = False
         self._abort_pending()
-        if sock.fileno() != -1:
-            # Wakes any raw wait that is not ours (e.g. a user of
-            # ``trio_socket``) and drops Trio's registration of the fd.
+        # notify_closing wakes every Trio waiter on the descriptor and drops
+        # its epoll registration; it costs about as much as the close itself
+        # (an epoll_ctl), twice per short connection.  Without a waiter
+        # there is nobody to wake, and closing the descriptor drops the
+        # registration in the kernel, so an idle, unshared socket skips it,
+        # as trio.socket's own ``with`` block does.  A released descriptor
+        # stays open, so Trio must forget it.
+        if (watched or releasing) and sock.fileno() != -1:
             # RuntimeError outside trio.run (a close() after the run ended,
             # or from another event loop): no Trio waiter can exist then,
             # and the caller must still close the descriptor.

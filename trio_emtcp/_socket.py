@@ -133,11 +133,11 @@ class Socket(SocketBase, TrioStreamMixin):
         self._sock = sock
         return self
 
-    def _detach_sock(self) -> _stdlib_socket.socket | None:
+    def _detach_sock(self, *, releasing: bool = False) -> _stdlib_socket.socket | None:
         # Every new descriptor comes after a close/release (open, assign and
         # connect need a closed socket), so the Trio EOF mark is reset here.
         self._trio_eof_sent = False
-        return super()._detach_sock()
+        return super()._detach_sock(releasing=releasing)
 
     def __repr__(self) -> str:
         sock = self._sock
