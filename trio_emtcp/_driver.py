@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import socket as _stdlib_socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import trio
@@ -65,6 +65,12 @@ wait_writable = trio.lowlevel.wait_writable
 checkpoint = trio.lowlevel.checkpoint
 
 WaitFn = Callable[[_stdlib_socket.socket], Awaitable[None]]
+
+
+async def _closed() -> Any:
+    """What a blocked operation on a closed object does: checkpoint, EBADF."""
+    await checkpoint()
+    raise closed_error()
 
 
 class Waiters:
@@ -119,7 +125,9 @@ class Driver:
 
     def __init__(self) -> None:
         self._sock = None
-        self._scopes: set[trio.CancelScope] = set()
+        # The scopes of queued waiters; created on first use, since most
+        # sockets never queue (it is most of an idle socket's memory).
+        self._scopes: set[trio.CancelScope] | None = None
         self._readers = Waiters()
         self._writers = Waiters()
         # Bumped by every cancel()/close()/release(): a scope-less head
@@ -139,7 +147,7 @@ class Driver:
         self._aborts += 1
         # A copy: a woken task discards its scope only when it runs, but
         # cancel() may be called again from the same tick.
-        for cs in list(self._scopes):
+        for cs in list(self._scopes or ()):
             cs.cancel()
         sock = self._sock
         if self._fd_heads and sock is not None:
@@ -185,7 +193,7 @@ class Driver:
 
     # -- the slow path ----------------------------------------------------
 
-    async def _blocked(
+    def _blocked(
         self,
         waiters: Waiters,
         wait_fn: WaitFn,
@@ -194,8 +202,12 @@ class Driver:
         *,
         wait_first: bool,
         queued_after_try: bool = False,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """Run ``fn(*args)`` until it stops raising ``BlockingIOError``.
+
+        Not itself a coroutine: it picks the coroutine to await, so that a
+        blocked operation resumes through one frame fewer (every wake-up
+        passes through each frame of the await chain).
 
         Args:
           waiters: the direction to queue in.
@@ -217,14 +229,29 @@ class Driver:
         """
         sock = self._sock
         if sock is None:
-            await checkpoint()
-            raise closed_error()
+            return _closed()
         if not waiters.busy and (wait_fn is wait_readable or wait_fn is wait_writable):
-            return await self._blocked_head(
-                sock, waiters, wait_fn, fn, args, wait_first
-            )
+            return self._blocked_head(sock, waiters, wait_fn, fn, args, wait_first)
+        return self._blocked_queued(
+            sock, waiters, wait_fn, fn, args, wait_first, queued_after_try
+        )
+
+    async def _blocked_queued(
+        self,
+        sock: _stdlib_socket.socket,
+        waiters: Waiters,
+        wait_fn: WaitFn,
+        fn: Callable[..., T] | None,
+        args: tuple[Any, ...],
+        wait_first: bool,
+        queued_after_try: bool,
+    ) -> T:
+        """:meth:`_blocked` with a cancel scope, queueing behind others."""
         cs = trio.CancelScope()
-        self._scopes.add(cs)
+        scopes = self._scopes
+        if scopes is None:
+            scopes = self._scopes = set()
+        scopes.add(cs)
         head = False
         try:
             with cs:
@@ -262,7 +289,7 @@ class Driver:
                     except BlockingIOError:
                         pass
         finally:
-            self._scopes.discard(cs)
+            scopes.discard(cs)
             if head:
                 waiters.hand_over()
         # Only reached when ``cs`` swallowed its own Cancelled.

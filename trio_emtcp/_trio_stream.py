@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import errno
 import socket as _stdlib_socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
@@ -81,7 +81,7 @@ class _SocketState(Protocol):
     _trio_sending: bool
     _trio_eof_sent: bool
 
-    async def _blocked(
+    def _blocked(
         self,
         waiters: Waiters,
         wait_fn: WaitFn,
@@ -89,7 +89,7 @@ class _SocketState(Protocol):
         args: tuple[Any, ...],
         *,
         wait_first: bool,
-    ) -> T: ...
+    ) -> Coroutine[Any, Any, T]: ...
 
     async def _write_at_least(self, data: Buffer, minimum: int) -> int: ...
 
