@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import contextlib
 import errno
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -971,12 +972,15 @@ async def test_Socket_close_wakes_a_raw_waiter_on_an_assigned_fd(
     assert len(woken) == 1
 
 
-async def test_Socket_close_of_an_idle_private_socket_skips_notify_closing(
-    pair: tuple[Socket, Socket], monkeypatch: pytest.MonkeyPatch
+async def test_Socket_close_skips_notify_closing_only_when_nothing_can_fire(
+    pair: tuple[Socket, Socket],
+    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # The speed-up behind the two tests above: with no Trio waiter possible,
-    # close() does not pay for notify_closing (an epoll_ctl per close).
-    # release() keeps the descriptor open, so it always notifies.
+    # The speed-up behind the tests around this one: close() pays for
+    # notify_closing (an epoll_ctl) only when a Trio waiter may exist, or a
+    # cancelled wait left Trio's epoll entry armed.  release() keeps the
+    # descriptor open, so it always notifies.
     calls: list[object] = []
     real = trio.lowlevel.notify_closing
 
@@ -986,11 +990,74 @@ async def test_Socket_close_of_an_idle_private_socket_skips_notify_closing(
 
     monkeypatch.setattr(trio.lowlevel, "notify_closing", counting)
     a, b = pair
+    buf = bytearray(4)
+    # A read that blocked and ended by readiness: EPOLLONESHOT disabled the
+    # entry, nothing can fire.
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.read_some, buf)
+        await wait_all_tasks_blocked()
+        await b.write_some(b"x")
     a.close()
     assert calls == []
+    # A read cancelled by a timeout: the entry is armed, close() notifies.
+    c, d = await socket_pair()
+    async with d:
+        with trio.move_on_after(1):
+            await c.read_some(buf)
+        assert calls == []
+        c.close()
+        assert len(calls) == 1
     os_fd = b.release()
-    assert len(calls) == 1
+    assert len(calls) == 2
     socket.socket(fileno=os_fd).close()
+
+
+async def test_Socket_close_after_a_cancelled_wait_forgets_the_epoll_entry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A cancelled wait leaves Trio's epoll entry for the fd armed for
+    # EPOLLERR/EPOLLHUP.  If a copy of the descriptor outlives close() (a
+    # forked child's; os.dup here) and a new socket gets the same number,
+    # the old connection's reset must not wake a wait on the new socket.
+    async with listening() as acceptor:
+        old, old_peer = await socket_pair()
+        buf = bytearray(4)
+        with trio.move_on_after(1):
+            await old.read_some(buf)
+        assert old._sock is not None
+        number = old._sock.fileno()
+        copy = os.dup(number)
+        try:
+            old.close()
+            new = Socket()
+            new.open("v4")
+            assert new._sock is not None
+            if new._sock.fileno() != number:  # pragma: no cover
+                pytest.skip("the kernel did not reuse the descriptor number")
+            async with new, await _connect_accept(new, acceptor):
+                woke: list[str] = []
+
+                async def waiter() -> None:
+                    with contextlib.suppress(OperationAborted):
+                        await new.wait("read")
+                        woke.append("read")
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(waiter)
+                    await wait_all_tasks_blocked()
+                    # Reset the old connection: EPOLLERR|EPOLLHUP on the copy.
+                    old_peer.set_option("linger", True, 0)
+                    old_peer.close()
+                    await wait_all_tasks_blocked()
+                    assert woke == []
+                    new.cancel()
+        finally:
+            os.close(copy)
+
+
+async def _connect_accept(sock: Socket, acceptor: trio_emtcp.ip.tcp.Acceptor) -> Socket:
+    await sock.connect(LOOPBACK, acceptor.local_port)
+    return await acceptor.accept()
 
 
 # -- descriptors --------------------------------------------------------------

@@ -113,6 +113,7 @@ class Driver:
 
     __slots__ = (
         "_aborts",
+        "_fd_armed",
         "_fd_heads",
         "_fd_shared",
         "_readers",
@@ -139,6 +140,10 @@ class Driver:
         # set once it is handed out (``trio_socket``) or came from outside
         # (``assign``); see _detach_sock.
         self._fd_shared = False
+        # Whether a wait on the descriptor was cancelled: Trio then leaves
+        # it in its epoll set armed for errors and hang-ups (see
+        # _detach_sock).  Sticky until close.
+        self._fd_armed = False
 
     # -- aborting ---------------------------------------------------------
 
@@ -170,19 +175,23 @@ class Driver:
         if sock is None:
             return None
         self._sock = None
-        # Whether a Trio wait on the descriptor may exist: one of ours (a
-        # scope-less head, or a scoped waiter), or anyone's once the
-        # descriptor was shared.
-        watched = self._fd_heads or self._scopes or self._fd_shared
-        self._fd_shared = False
+        # Whether close() must tell Trio (notify_closing, which wakes every
+        # Trio waiter on the descriptor and deletes it from Trio's epoll
+        # set): when a wait on it may be in progress, ours (a scope-less
+        # head or a queued waiter) or anyone's once the descriptor was
+        # shared; or when a wait on it was cancelled, because Trio's abort
+        # then leaves the epoll entry armed for EPOLLERR/EPOLLHUP.  Such an
+        # entry outlives close() when another reference to the socket does
+        # (a forked child's copy), and would then report the old
+        # connection's reset under the same fd number, reused by a new
+        # socket.  Otherwise every wait ended by readiness, and EPOLLONESHOT
+        # left the entry disabled: nothing can fire, and the close drops
+        # it.  Skipping notify_closing then saves an epoll_ctl per close,
+        # twice per short connection (trio.socket's ``with`` block skips it
+        # too).  A released descriptor stays open: Trio must forget it.
+        watched = self._fd_heads or self._scopes or self._fd_shared or self._fd_armed
+        self._fd_shared = self._fd_armed = False
         self._abort_pending()
-        # notify_closing wakes every Trio waiter on the descriptor and drops
-        # its epoll registration; it costs about as much as the close itself
-        # (an epoll_ctl), twice per short connection.  Without a waiter
-        # there is nobody to wake, and closing the descriptor drops the
-        # registration in the kernel, so an idle, unshared socket skips it,
-        # as trio.socket's own ``with`` block does.  A released descriptor
-        # stays open, so Trio must forget it.
         if (watched or releasing) and sock.fileno() != -1:
             # RuntimeError outside trio.run (a close() after the run ended,
             # or from another event loop): no Trio waiter can exist then,
@@ -272,6 +281,9 @@ class Driver:
                             # task's own cancellation, if any, goes first.
                             await checkpoint_if_cancelled()
                             raise OperationAborted() from None
+                        except BaseException:
+                            self._fd_armed = True
+                            raise
                         if fn is None:
                             return None  # type: ignore[return-value]
                     wait_first = True
@@ -318,6 +330,11 @@ class Driver:
                         # The task's own cancellation, if any, goes first.
                         await checkpoint_if_cancelled()
                         raise OperationAborted() from None
+                    except BaseException:
+                        # Cancelled: Trio's abort re-armed the fd (see
+                        # _detach_sock).
+                        self._fd_armed = True
+                        raise
                     if fn is None:
                         return None  # type: ignore[return-value]
                 wait_first = True
