@@ -134,10 +134,13 @@ async def _blocked_then(
         except Exception as exc:
             caught.append(exc)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(run)
-        await wait_all_tasks_blocked()
-        then()
+    # An abort that never reaches the task would leave it blocked for ever:
+    # fail instead of hanging the run (only a broken build waits this long).
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            await wait_all_tasks_blocked()
+            then()
     assert len(caught) == 1, "the call was not aborted"
     return caught[0]
 
