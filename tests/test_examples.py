@@ -3,7 +3,9 @@
 ``http_server.py`` is served in-process (port 0, ``nursery.start``) and
 fetched with the real ``curl``; one test also runs it as a script and stops
 it with SIGINT.  ``tls_echo.py`` runs in-process, with an untrusted client,
-and as a script; ``cancellation.py`` runs in-process on the autojump clock.
+and as a script; ``cancellation.py`` runs in-process on the autojump clock;
+``serve_listeners.py`` serves two clients in-process and is stopped by
+cancellation.
 (``line_protocol.py`` is tested in test_scanner.py, ``echo_server.py`` in
 test_cli.py.)
 """
@@ -342,3 +344,60 @@ async def test_cancellation_example_read_once_returns_data(
     await a.write_some(b"ready")
     with trio.testing.assert_checkpoints():
         assert await cancellation.read_once(b) == "data b'ready'"
+
+
+# -- serve_listeners.py -------------------------------------------------------
+
+serve_listeners = load_example("serve_listeners")
+
+
+async def test_serve_listeners_example_echoes_and_stops_cleanly() -> None:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_listeners.serve, 0)
+        # Two clients at once: serve_listeners gives each its own task.
+        first = await trio.open_tcp_stream("127.0.0.1", port)
+        second = await trio.open_tcp_stream("127.0.0.1", port)
+        async with first, second:
+            await first.send_all(b"one")
+            await second.send_all(b"two")
+            assert await second.receive_some() == b"two"
+            assert await first.receive_some() == b"one"
+            # The handler returns at end of stream, and serve_listeners
+            # closes the connection: the client reads b"".
+            await first.send_eof()
+            assert await first.receive_some() == b""
+            nursery.cancel_scope.cancel()
+    # Cancelled, it closed the acceptor: nobody listens on the port.
+    async with Socket() as probe:
+        with pytest.raises(ConnectionRefusedError):
+            await probe.connect(Address.loopback_v4(), port)
+
+
+async def test_serve_listeners_script_stops_on_sigint() -> None:
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, str(EXAMPLES / "serve_listeners.py"), "0"],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        out = bytearray()
+        while b"\n" not in out:
+            data = await proc.stdout.receive_some()
+            assert data, f"the server exited early: {out!r}"
+            out += data
+        line = out.decode()
+        match = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
+        assert match, line
+        async with await trio.open_tcp_stream("127.0.0.1", int(match.group(1))) as c:
+            await c.send_all(b"ping")
+            assert await c.receive_some() == b"ping"
+        proc.send_signal(signal.SIGINT)
+        while data := await proc.stdout.receive_some():
+            out += data
+        assert await proc.wait() == 0
+        assert out.decode() == f"{line}stopped\n"
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when failing
+            proc.kill()
+            await proc.wait()
+        await proc.stdout.aclose()
