@@ -1175,6 +1175,37 @@ async def test_Socket_queued_reader_outer_cancel_wins_in_the_same_tick(
     assert seen == ["Cancelled"]
 
 
+async def test_Socket_queued_reader_handed_over_as_cancel_lands_reads_nothing(
+    pair: tuple[Socket, Socket],
+) -> None:
+    # B queues behind A; A's read completes and hands over to B, and in
+    # that same step cancel() is called: B must raise OperationAborted
+    # without reading (SPEC §4: an aborted read transferred nothing), and
+    # the byte it would have read is still there.
+    a, b = pair
+    seen: list[str] = []
+
+    async def first() -> None:
+        assert await b.read_some(bytearray(1)) == 1
+        b.cancel()
+
+    async def second() -> None:
+        with pytest.raises(OperationAborted):
+            await b.read_some(bytearray(8))
+        seen.append("aborted")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(second)
+        await wait_all_tasks_blocked()
+        await a.write_some(b"xy")
+    assert seen == ["aborted"]
+    buf = bytearray(8)
+    assert await b.read_some(buf) == 1
+    assert buf[:1] == b"y"
+
+
 async def test_Socket_empty_or_bad_buffer_does_not_queue(
     pair: tuple[Socket, Socket], autojump_clock: trio.testing.MockClock
 ) -> None:
