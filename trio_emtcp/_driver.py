@@ -39,7 +39,9 @@ Trio lets only one task wait per direction per descriptor (a second one gets
 :class:`Waiters` record: the first blocked task is the *head* and is the only
 one in ``wait_readable``; the others park in a FIFO ``ParkingLot``, inside
 their own scopes, so ``cancel()`` reaches them too.  The head hands over to
-the next parked task when it leaves, whatever the outcome.
+the next parked task when it leaves, whatever the outcome; a task handed the
+direction runs the same head loop (:meth:`Driver._blocked_head`), inside its
+scope.
 """
 
 from __future__ import annotations
@@ -131,10 +133,11 @@ class Driver:
         self._scopes: set[trio.CancelScope] | None = None
         self._readers = Waiters()
         self._writers = Waiters()
-        # Bumped by every cancel()/close()/release(): a scope-less head
-        # waiter compares it before and after its wait.
+        # Bumped by every cancel()/close()/release(): a head compares it
+        # before each syscall with its value when the operation began.
         self._aborts = 0
-        # How many scope-less heads are in an fd wait right now.
+        # How many heads are in their wait loop right now (with or without
+        # a scope; the scope-less ones can only be woken through the fd).
         self._fd_heads = 0
         # Whether code other than ours may wait on the descriptor in Trio:
         # set once it is handed out (``trio_socket``) or came from outside
@@ -156,8 +159,9 @@ class Driver:
             cs.cancel()
         sock = self._sock
         if self._fd_heads and sock is not None:
-            # Wake the scope-less heads (see the module docstring).  close()
-            # and release() clear _sock first and notify on their own.
+            # Wake the scope-less heads (see the module docstring); a scoped
+            # one was already woken by its scope.  close() and release()
+            # clear _sock first and notify on their own.
             trio.lowlevel.notify_closing(sock)
 
     def _detach_sock(self, *, releasing: bool = False) -> _stdlib_socket.socket | None:
@@ -240,7 +244,9 @@ class Driver:
         if sock is None:
             return _closed()
         if not waiters.busy and (wait_fn is wait_readable or wait_fn is wait_writable):
-            return self._blocked_head(sock, waiters, wait_fn, fn, args, wait_first)
+            return self._blocked_head(
+                sock, waiters, wait_fn, fn, args, wait_first, self._aborts
+            )
         return self._blocked_queued(
             sock, waiters, wait_fn, fn, args, wait_first, queued_after_try
         )
@@ -255,13 +261,16 @@ class Driver:
         wait_first: bool,
         queued_after_try: bool,
     ) -> T:
-        """:meth:`_blocked` with a cancel scope, queueing behind others."""
+        """:meth:`_blocked` in a cancel scope: queue, then run as the head."""
         cs = trio.CancelScope()
         scopes = self._scopes
         if scopes is None:
             scopes = self._scopes = set()
         scopes.add(cs)
-        head = False
+        # Taken as the scope is registered, so that the head loop also sees
+        # a cancel()/close() that lands in the tick the task is handed the
+        # direction (its Cancelled is then pending but not yet delivered).
+        aborts = self._aborts
         try:
             with cs:
                 if waiters.busy:
@@ -269,41 +278,15 @@ class Driver:
                     # Handed over: the syscall was never tried for us
                     # (unless the caller says it was).
                     wait_first = fn is None or queued_after_try
-                else:
-                    waiters.busy = True
-                head = True
-                while True:
-                    if wait_first:
-                        try:
-                            await wait_fn(sock)
-                        except trio.ClosedResourceError:
-                            # notify_closing from close()/release().  The
-                            # task's own cancellation, if any, goes first.
-                            await checkpoint_if_cancelled()
-                            raise OperationAborted() from None
-                        except BaseException:
-                            self._fd_armed = True
-                            raise
-                        if fn is None:
-                            return None  # type: ignore[return-value]
-                    wait_first = True
-                    if cs.cancel_called or self._sock is not sock:
-                        # Woken (by readiness or by the previous head) in the
-                        # same tick as cancel()/close(): the operation had not
-                        # run yet, so it is aborted, not half-done.  The
-                        # checkpoint delivers the pending Cancelled: ``cs``
-                        # swallows its own (-> OperationAborted below), an
-                        # enclosing scope's wins.
-                        await checkpoint_if_cancelled()
-                        raise OperationAborted()
-                    try:
-                        return fn(*args)  # type: ignore[misc]
-                    except BlockingIOError:
-                        pass
+                # The head's loop checks for aborts before each syscall; its
+                # checkpoint delivers the pending Cancelled: ``cs`` swallows
+                # its own (-> OperationAborted below), an enclosing scope's
+                # wins.
+                return await self._blocked_head(
+                    sock, waiters, wait_fn, fn, args, wait_first, aborts
+                )
         finally:
             scopes.discard(cs)
-            if head:
-                waiters.hand_over()
         # Only reached when ``cs`` swallowed its own Cancelled.
         raise OperationAborted()
 
@@ -315,11 +298,19 @@ class Driver:
         fn: Callable[..., T] | None,
         args: tuple[Any, ...],
         wait_first: bool,
+        aborts: int,
     ) -> T:
-        """:meth:`_blocked` for the uncontended head: no cancel scope."""
+        """Wait and retry as the direction's head; hand over on the way out.
+
+        Called directly, without a cancel scope, for the uncontended head
+        (the common case), and by :meth:`_blocked_queued` inside its scope.
+
+        Args:
+          aborts: ``_aborts`` when the operation became abortable; a change
+            means ``cancel()``/``close()``/``release()`` reached it.
+        """
         waiters.busy = True
         self._fd_heads += 1
-        aborts = self._aborts
         try:
             while True:
                 if wait_first:
@@ -331,16 +322,17 @@ class Driver:
                         await checkpoint_if_cancelled()
                         raise OperationAborted() from None
                     except BaseException:
-                        # Cancelled: Trio's abort re-armed the fd (see
-                        # _detach_sock).
+                        # Cancelled: Trio's abort re-armed the fd's epoll
+                        # entry (see _detach_sock).
                         self._fd_armed = True
                         raise
                     if fn is None:
                         return None  # type: ignore[return-value]
                 wait_first = True
                 if self._aborts != aborts or self._sock is not sock:
-                    # Woken by readiness in the same tick as cancel()/close():
-                    # the operation had not run, so it is aborted.
+                    # Woken (by readiness, or handed the direction) in the
+                    # same tick as cancel()/close(): the operation had not
+                    # run, so it is aborted, not half-done.
                     await checkpoint_if_cancelled()
                     raise OperationAborted()
                 try:
