@@ -12,6 +12,8 @@ test_cli.py.)
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib.util
 import re
 import signal
@@ -80,6 +82,48 @@ def parse_response(raw: str) -> tuple[str, dict[str, str], str]:
         name, _, value = line.partition(": ")
         headers[name.lower()] = value
     return status, headers, body
+
+
+@dataclasses.dataclass
+class ServerScript:
+    """An example server running as a script (see :func:`server_script`)."""
+
+    proc: trio.Process
+    first_line: str
+
+    async def interrupt(self) -> tuple[int, str]:
+        """Send SIGINT; its exit status, and what it printed after the first line."""
+        assert self.proc.stdout is not None
+        self.proc.send_signal(signal.SIGINT)
+        rest = bytearray()
+        while data := await self.proc.stdout.receive_some():
+            rest += data
+        return await self.proc.wait(), rest.decode()
+
+
+@contextlib.asynccontextmanager
+async def server_script(*args: str) -> AsyncIterator[ServerScript]:
+    """Run ``examples/<args[0]>`` as a script, once it printed a line.
+
+    It is killed on the way out if it is still running (a failed test).
+    """
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, str(EXAMPLES / args[0]), *args[1:]],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        out = bytearray()
+        while b"\n" not in out:
+            data = await proc.stdout.receive_some()
+            assert data, f"the server exited early: {out!r}"
+            out += data
+        yield ServerScript(proc, out.decode())
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when failing
+            proc.kill()
+            await proc.wait()
+        await proc.stdout.aclose()
 
 
 async def test_http_server_get_page(server_url: str) -> None:
@@ -182,31 +226,12 @@ async def test_http_server_closes_idle_connections(
 
 async def test_http_server_script_prints_url_and_stops_on_sigint() -> None:
     require_tool("curl")
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, str(EXAMPLES / "http_server.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    try:
-        out = bytearray()
-        while b"\n" not in out:
-            data = await proc.stdout.receive_some()
-            assert data, f"the server exited early: {out!r}"
-            out += data
-        line = out.decode()
+    async with server_script("http_server.py", "--port", "0") as script:
+        line = script.first_line
         match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+/)\n", line)
         assert match, line
         assert (await curl(match.group(1) + "hello.txt")) == "Hello World\n"
-        proc.send_signal(signal.SIGINT)
-        while data := await proc.stdout.receive_some():
-            out += data
-        assert await proc.wait() == 0
-        assert out.decode() == f"{line}stopping (SIGINT)\n"
-    finally:
-        if proc.returncode is None:  # pragma: no cover - only when failing
-            proc.kill()
-            await proc.wait()
-        await proc.stdout.aclose()
+        assert await script.interrupt() == (0, "stopping (SIGINT)\n")
 
 
 async def test_hello_example_prints_the_spec_output(
@@ -374,30 +399,11 @@ async def test_serve_listeners_example_echoes_and_stops_cleanly() -> None:
 
 
 async def test_serve_listeners_script_stops_on_sigint() -> None:
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, str(EXAMPLES / "serve_listeners.py"), "0"],
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    try:
-        out = bytearray()
-        while b"\n" not in out:
-            data = await proc.stdout.receive_some()
-            assert data, f"the server exited early: {out!r}"
-            out += data
-        line = out.decode()
+    async with server_script("serve_listeners.py", "0") as script:
+        line = script.first_line
         match = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
         assert match, line
         async with await trio.open_tcp_stream("127.0.0.1", int(match.group(1))) as c:
             await c.send_all(b"ping")
             assert await c.receive_some() == b"ping"
-        proc.send_signal(signal.SIGINT)
-        while data := await proc.stdout.receive_some():
-            out += data
-        assert await proc.wait() == 0
-        assert out.decode() == f"{line}stopped\n"
-    finally:
-        if proc.returncode is None:  # pragma: no cover - only when failing
-            proc.kill()
-            await proc.wait()
-        await proc.stdout.aclose()
+        assert await script.interrupt() == (0, "stopped\n")
