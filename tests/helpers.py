@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+import trio
+import trio.testing
 
+from trio_emtcp import OperationAborted
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
@@ -83,3 +86,73 @@ def listening(address: Address | None = None, backlog: int | None = None) -> Acc
         acceptor.close()
         raise
     return acceptor
+
+
+# -- buffers released however an operation ends (SPEC §7) ------------------------
+
+Op = Callable[[], Awaitable[object]]
+
+
+def assert_not_exported(buf: bytearray) -> None:
+    """Fail if a view still exports ``buf``: resizing it needs none."""
+    size = len(buf)
+    buf.append(0)  # BufferError: Existing exports of data
+    del buf[size:]
+
+
+async def _when_blocked(then: Callable[[], object]) -> None:
+    await trio.testing.wait_all_tasks_blocked()
+    then()
+
+
+async def cancelled_midway(op: Op, buf: bytearray) -> None:
+    """Cancel ``op``'s own scope once it blocks; then ``buf`` must be free.
+
+    The check runs in the same task right after the scope catches the
+    cancellation, with no checkpoint in between, as a caller would resize
+    its buffer.
+    """
+    scope = trio.CancelScope()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_when_blocked, scope.cancel)
+            with scope:
+                await op()
+            assert scope.cancelled_caught, "the operation did not block"
+            assert_not_exported(buf)
+
+
+async def aborted_midway(
+    op: Op,
+    buf: bytearray,
+    abort: Callable[[], object],
+    expected: type[BaseException] = OperationAborted,
+) -> BaseException:
+    """Run ``abort()`` once ``op`` blocks; ``buf`` must be free in ``except``.
+
+    The check runs inside the ``except`` block, while the exception (and
+    its traceback, with every frame the operation went through) is alive.
+    """
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_when_blocked, abort)
+            try:
+                await op()
+            except expected as exc:
+                assert_not_exported(buf)
+                return exc
+    raise AssertionError("the operation was not aborted")
+
+
+async def failing(
+    op: Op,
+    buf: bytearray,
+    expected: type[BaseException] | tuple[type[BaseException], ...],
+) -> None:
+    """``op`` fails with ``expected``; ``buf`` must be free in ``except``."""
+    try:
+        await op()
+    except expected:
+        assert_not_exported(buf)
+    else:
+        raise AssertionError(f"expected {expected}")

@@ -80,8 +80,8 @@ async def test_Acceptor_open_families(family: Any, af: int) -> None:
         assert acceptor.is_open
         assert acceptor.trio_socket.family == af
         assert acceptor.trio_socket.type == socket.SOCK_STREAM
-        fd = acceptor.trio_socket.fileno()
-        assert repr(acceptor) == f"<trio_emtcp.ip.tcp.Acceptor fd={fd}>"
+        name = "v4 0.0.0.0:0" if af == socket.AF_INET else "v6 [::]:0"
+        assert repr(acceptor) == f"<trio_emtcp.ip.tcp.Acceptor {name}, not listening>"
     assert not acceptor.is_open
 
 
@@ -817,7 +817,7 @@ async def test_Acceptor_reuse_address_rebinds_over_time_wait() -> None:
             ValueError,
             r"^name: unknown option 'no_such'; known options: ",
         ),
-        ("tcp_no_delay", True, ValueError, r"^name: unknown option 'tcp_no_delay'"),
+        ("linger", True, ValueError, r"^name: unknown option 'linger'"),
         (42, True, TypeError, r"^name: expected an option name \(str\), got int$"),
         (
             "reuse_address",
@@ -851,7 +851,14 @@ async def test_Acceptor_unknown_option_lists_known_ones() -> None:
             acceptor.get_option("linger")
     listed = str(info.value).split("known options: ")[1].split(", ")
     assert listed == sorted(
-        ["debug", "enable_connection_aborted", "reuse_address", "reuse_port", "v6_only"]
+        [
+            "debug",
+            "enable_connection_aborted",
+            "reuse_address",
+            "reuse_port",
+            "tcp_no_delay",
+            "v6_only",
+        ]
     )
 
 

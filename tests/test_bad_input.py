@@ -207,10 +207,11 @@ ROWS = [
     ),
     Row(
         "Acceptor.set_option-socket-only-name",
-        lambda c: c.acceptor.set_option("tcp_no_delay", True),
+        lambda c: c.acceptor.set_option("keep_alive", True),
         ValueError,
-        r"^name: unknown option 'tcp_no_delay'; known options: debug, "
-        r"enable_connection_aborted, reuse_address, (reuse_port, )?v6_only$",
+        r"^name: unknown option 'keep_alive'; known options: debug, "
+        r"enable_connection_aborted, reuse_address, (reuse_port, )?tcp_no_delay, "
+        r"v6_only$",
     ),
     Row(
         "Acceptor.set_option-int-for-bool",

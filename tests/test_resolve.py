@@ -15,6 +15,7 @@ import trio
 import trio.testing
 from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 
+import trio_emtcp
 from trio_emtcp import NotFoundError, OperationAborted, _resolve, ip
 from trio_emtcp.ip import Address, AddressInfo, AddressInfoFlag
 from trio_emtcp.ip.tcp import Acceptor, Socket
@@ -976,6 +977,9 @@ async def test_dial_winner_closed_when_caller_cancelled_in_same_tick(
             await self.sock.connect(address, port)
             scope.cancel()
 
+        def set_option(self, name: str, value: bool) -> None:
+            self.sock.set_option(name, value)
+
         def close(self) -> None:
             self.sock.close()
 
@@ -999,6 +1003,75 @@ async def test_dial_winner_closed_when_caller_cancelled_in_same_tick(
             assert not made[0].is_open
             # The connection had been made.
             (await acceptor.accept()).close()
+
+
+async def test_dial_turns_tcp_no_delay_on() -> None:
+    # As trio.open_tcp_stream: no Nagle stall on request/response (SPEC §7).
+    async with (
+        ip.tcp.listen(LOOPBACK, 0) as acceptor,
+        await ip.dial(LOOPBACK, acceptor.local_port) as sock,
+    ):
+        assert sock.get_option("tcp_no_delay") is True
+        (await acceptor.accept()).close()
+
+
+async def test_dial_local_address_binds_every_attempt(resolver: _Resolver) -> None:
+    with _refusing(AF_INET) as dead, no_fd_leak():
+        async with ip.tcp.listen("0.0.0.0", 0) as acceptor:
+            resolver.answers["two.test"] = [
+                _raw(AF_INET, "127.0.0.1", dead),
+                _raw(AF_INET, "127.0.0.3", acceptor.local_port),
+            ]
+            sock = await ip.dial("two.test", 80, local_address="127.0.0.2")
+            async with sock, await acceptor.accept() as server:
+                assert sock.local_address == Address("127.0.0.2")
+                assert server.remote_address == Address("127.0.0.2")
+                assert server.remote_port == sock.local_port
+                # The port was left to connect (no port reserved by bind).
+                assert sock.getsockopt(socket.IPPROTO_IP, 24) == 1
+
+
+async def test_dial_local_address_as_Address_v6() -> None:
+    async with ip.tcp.listen(LOOPBACK_V6, 0) as acceptor:
+        sock = await ip.dial("::1", acceptor.local_port, local_address=LOOPBACK_V6)
+        async with sock:
+            assert sock.local_address == LOOPBACK_V6
+            (await acceptor.accept()).close()
+
+
+async def test_dial_local_address_of_the_other_family_fails_that_attempt(
+    resolver: _Resolver,
+) -> None:
+    with no_fd_leak():
+        async with ip.tcp.listen(LOOPBACK, 0) as acceptor:
+            port = acceptor.local_port
+            resolver.answers["mixed.test"] = [
+                _raw(AF_INET6, "::1", port),
+                _raw(AF_INET, "127.0.0.1", port),
+            ]
+            sock = await ip.dial("mixed.test", 80, local_address="127.0.0.1")
+            async with sock:
+                assert sock.remote_address == LOOPBACK
+                (await acceptor.accept()).close()
+            resolver.answers["v6only.test"] = [_raw(AF_INET6, "::1", port)]
+            with pytest.raises(OSError) as info:
+                await ip.dial("v6only.test", 80, local_address="127.0.0.1")
+            assert info.value.errno == errno.EAFNOSUPPORT
+            assert "local_address 127.0.0.1 cannot reach ::1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("local", "exc", "pattern"),
+    [
+        ("localhost", ValueError, r"^local_address: 'localhost' is not a numeric IP "),
+        (1, TypeError, r"^local_address: expected an ip\.Address or a numeric IP "),
+    ],
+)
+async def test_dial_bad_local_address(
+    local: Any, exc: type[Exception], pattern: str
+) -> None:
+    with assert_checkpoints(), pytest.raises(exc, match=pattern):
+        await ip.dial("localhost", 80, local_address=local)
 
 
 async def test_dial_unknown_host() -> None:
@@ -1059,6 +1132,34 @@ async def test_listen_returns_a_listening_acceptor(host: str | Address) -> None:
                 await client.connect(host, acceptor.local_port)
                 async with await acceptor.accept() as server:
                     assert server.remote_port == client.local_port
+
+
+async def test_listen_accepted_connections_have_tcp_no_delay() -> None:
+    # As trio.serve_tcp (SPEC §7): set on the listener, copied to each.
+    async with ip.tcp.listen(LOOPBACK, 0) as acceptor:
+        assert acceptor.get_option("tcp_no_delay") is True
+        async with Socket() as client:
+            await client.connect(LOOPBACK, acceptor.local_port)
+            assert client.get_option("tcp_no_delay") is False  # built by hand
+            async with await acceptor.accept() as server:
+                assert server.get_option("tcp_no_delay") is True
+
+
+async def test_hand_built_sockets_keep_Emiluas_tcp_no_delay_default() -> None:
+    async with Acceptor() as acceptor:
+        acceptor.open(LOOPBACK)
+        acceptor.bind(LOOPBACK, 0)
+        acceptor.listen()
+        assert acceptor.get_option("tcp_no_delay") is False
+        async with Socket() as client:
+            await client.connect(LOOPBACK, acceptor.local_port)
+            async with await acceptor.accept() as server:
+                assert server.get_option("tcp_no_delay") is False
+                assert client.get_option("tcp_no_delay") is False
+    a, b = await trio_emtcp.socket_pair()
+    async with a, b:
+        assert a.get_option("tcp_no_delay") is False
+        assert b.get_option("tcp_no_delay") is False
 
 
 async def test_listen_backlog() -> None:

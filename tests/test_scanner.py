@@ -23,6 +23,8 @@ from trio_emtcp._util import Buffer
 from trio_emtcp.ip.tcp import Socket
 from trio_emtcp.stream import Scanner
 
+from .helpers import aborted_midway, assert_not_exported, cancelled_midway
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -985,3 +987,25 @@ async def test_Scanner_example_line_protocol(
     ]
     assert "server: line 2 [b'SET', b'shape = round'] -> b'OK'" in out
     assert "server: line 9 [b'QUIT'] -> b'BYE'" in out
+
+
+# -- no buffer stays exported (SPEC §7) ----------------------------------------------
+
+
+async def test_Scanner_keeps_no_view_of_the_callers_buffers() -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        separator = bytearray(b"\n")
+        fields: Any = bytearray(b",")  # any bytes-like, though typed as bytes
+        scanner = Scanner(a, record_separator=bytes(separator), field_separator=fields)
+        assert_not_exported(separator)
+        await b.write_some(b"x,y")  # a partial record: get_line blocks
+        await cancelled_midway(scanner.get_line, bytearray())
+        await aborted_midway(scanner.get_line, bytearray(), a.cancel)
+        data = bytearray(b"p,q\nrest")
+        scanner.set_buffer(data)
+        assert_not_exported(data)
+        assert await scanner.get_line() == [b"p", b"q"]
+        # The scanner's own buffer is fine after the aborted reads too.
+        await b.write_some(b"\n")
+        assert await scanner.get_line() == [b"rest"]

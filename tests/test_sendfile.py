@@ -17,7 +17,13 @@ from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 from trio_emtcp import EndOfFile, OperationAborted, _sendfile, socket_pair
 from trio_emtcp.ip.tcp import Socket
 
-from .helpers import open_fds
+from .helpers import (
+    aborted_midway,
+    assert_not_exported,
+    cancelled_midway,
+    failing,
+    open_fds,
+)
 
 MiB = 1 << 20
 
@@ -509,3 +515,40 @@ async def test_Socket_send_file_cancel_keeps_the_socket_usable(
             assert await a.send_file(data_file, sent, MiB - sent) == MiB - sent
             a.shutdown("send")
         assert received == content[:MiB]
+
+
+# -- no buffer stays exported (SPEC §7) ----------------------------------------------
+
+
+@pytest.mark.parametrize("phase", ["head", "file", "tail"])
+async def test_send_file_releases_head_and_tail_however_it_ends(
+    data_file: BinaryIO, mode: str, phase: str
+) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        head = bytearray(MiB if phase == "head" else 100)
+        tail = bytearray(MiB if phase == "tail" else 100)
+        size = 2 * MiB if phase == "file" else 1000
+        _small_send_buffer(a)
+
+        def op() -> Any:
+            return a.send_file(data_file, 0, size, head, tail)
+
+        await cancelled_midway(op, head)
+        assert_not_exported(tail)
+        await aborted_midway(op, tail, a.cancel)
+        assert_not_exported(head)
+        await aborted_midway(op, head, a.close)
+        assert_not_exported(tail)
+
+
+async def test_send_file_bad_argument_releases_head(data_file: BinaryIO) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        head = bytearray(8)
+        tail: Any = "tail"
+        await failing(lambda: a.send_file(data_file, 0, 1, head, tail), head, TypeError)
+        await failing(lambda: a.send_file(data_file, -1, 1, head), head, ValueError)
+        b.set_option("linger", True, 0)
+        b.close()  # a reset
+        await failing(lambda: a.send_file(data_file, 0, 10, head), head, OSError)

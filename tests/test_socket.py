@@ -20,7 +20,17 @@ from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted, socket_pai
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Socket
 
-from .helpers import blocking_pair, fill_send_buffer, listening, no_fd_leak, open_fds
+from .helpers import (
+    aborted_midway,
+    assert_not_exported,
+    blocking_pair,
+    cancelled_midway,
+    failing,
+    fill_send_buffer,
+    listening,
+    no_fd_leak,
+    open_fds,
+)
 
 LOOPBACK = Address.loopback_v4()
 
@@ -51,7 +61,8 @@ async def test_Socket_open_families(family: Any, af: int) -> None:
         sock.open(family)
         assert sock.is_open
         assert sock.trio_socket.family == af
-        assert repr(sock).startswith("<trio_emtcp.ip.tcp.Socket fd=")
+        name = "v4 0.0.0.0:0" if af == socket.AF_INET else "v6 [::]:0"
+        assert repr(sock) == f"<trio_emtcp.ip.tcp.Socket {name}, not connected>"
 
 
 async def test_Socket_open_twice_raises_already_open() -> None:
@@ -184,7 +195,7 @@ async def test_Socket_assign_rejects_non_sockets_and_udp() -> None:
         udp.getsockname()
 
 
-# -- bind, properties, options -----------------------------------------------
+# -- bind, properties, options ------------------------------------------------
 
 
 async def test_Socket_bind_and_local_address() -> None:
@@ -639,7 +650,7 @@ async def test_Socket_with_blocking_stdlib_peer() -> None:
             assert result == [payload]
 
 
-# -- close / cancel / release from another task ------------------------------
+# -- close / cancel / release from another task -------------------------------
 
 ABORTS: dict[str, Callable[[Socket], object]] = {
     "close": lambda s: s.close(),
@@ -1293,3 +1304,274 @@ async def test_Socket_connect_handed_over_in_the_queue_waits_for_the_handshake()
         finally:
             for filler in fillers:
                 filler.close()
+
+
+# -- repr: the endpoints (SPEC §7) --------------------------------------------
+
+
+async def test_Socket_repr_shows_both_endpoints(pair: tuple[Socket, Socket]) -> None:
+    a, b = pair
+    assert repr(a) == (
+        f"<trio_emtcp.ip.tcp.Socket v4 127.0.0.1:{a.local_port} -> "
+        f"127.0.0.1:{b.local_port}>"
+    )
+
+
+async def test_Socket_repr_v6_endpoints_are_bracketed() -> None:
+    a, b = await socket_pair("v6")
+    async with a, b:
+        assert repr(b) == (
+            f"<trio_emtcp.ip.tcp.Socket v6 [::1]:{b.local_port} -> "
+            f"[::1]:{a.local_port}>"
+        )
+
+
+async def test_Socket_repr_after_close() -> None:
+    a, b = await socket_pair()
+    b.close()
+    await a.aclose()
+    assert repr(a) == "<trio_emtcp.ip.tcp.Socket closed>"
+
+
+# -- no buffer stays exported (SPEC §7) ---------------------------------------
+
+Pair = tuple[Socket, Socket]
+# Operations that take the caller's buffer, each given a bytearray: the
+# reads block on a quiet pair, the writes on a clogged one.
+READS: dict[str, Callable[[Socket, bytearray], Awaitable[object]]] = {
+    "read_some": lambda s, buf: s.read_some(buf),
+    "receive": lambda s, buf: s.receive(buf),
+    "receive-peek": lambda s, buf: s.receive(buf, ["peek"]),
+    "receive-oob": lambda s, buf: s.receive(buf, ["out_of_band"]),
+}
+WRITES: dict[str, Callable[[Socket, bytearray], Awaitable[object]]] = {
+    "write_some": lambda s, data: s.write_some(data),
+    "send": lambda s, data: s.send(data),
+    "send-flags": lambda s, data: s.send(data, ["do_not_route"]),
+}
+
+
+async def _queued_too(
+    sock: Socket, direction: str, then: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``then`` with another task already blocked in ``direction``.
+
+    The operation under test then queues (the driver's scoped path).
+    """
+
+    async def first() -> None:
+        with contextlib.suppress(OSError):
+            if direction == "read":
+                await sock.read_some(bytearray(1))
+            else:
+                await sock.wait("write")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first)
+        await wait_all_tasks_blocked()
+        await then()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("name", list(READS))
+@pytest.mark.parametrize("queued", [False, True], ids=["head", "queued"])
+async def test_Socket_reads_release_the_buffer_when_cancelled(
+    pair: Pair, name: str, queued: bool
+) -> None:
+    a, _ = pair
+    buf = bytearray(64)
+
+    async def run() -> None:
+        await cancelled_midway(lambda: READS[name](a, buf), buf)
+
+    if queued and name != "receive-oob":
+        await _queued_too(a, "read", run)
+    else:
+        await run()
+
+
+@pytest.mark.parametrize("name", list(READS))
+async def test_Socket_reads_release_the_buffer_when_aborted(
+    pair: Pair, name: str
+) -> None:
+    a, _ = pair
+    buf = bytearray(64)
+    await aborted_midway(lambda: READS[name](a, buf), buf, a.cancel)
+    await aborted_midway(lambda: READS[name](a, buf), buf, a.close)
+
+
+@pytest.mark.parametrize("name", list(READS))
+async def test_Socket_reads_release_the_buffer_on_error_and_result(
+    pair: Pair, name: str
+) -> None:
+    a, b = pair
+    buf = bytearray(64)
+    if name != "receive-oob":
+        await b.write_some(b"x")
+        await READS[name](a, buf)
+        assert_not_exported(buf)
+        if name == "receive-peek":
+            await a.read_some(buf)  # the peeked byte
+    b.set_option("linger", True, 0)
+    b.close()  # a reset
+    await trio.testing.wait_all_tasks_blocked()
+    await failing(lambda: READS[name](a, buf), buf, OSError)
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+@pytest.mark.parametrize("queued", [False, True], ids=["head", "queued"])
+async def test_Socket_writes_release_the_buffer_when_cancelled(
+    pair: Pair, name: str, queued: bool
+) -> None:
+    a, _ = pair
+    fill_send_buffer(a)
+    data = bytearray(1 << 16)
+
+    async def run() -> None:
+        await cancelled_midway(lambda: WRITES[name](a, data), data)
+
+    if queued:
+        await _queued_too(a, "write", run)
+    else:
+        await run()
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+async def test_Socket_writes_release_the_buffer_when_aborted_or_failing(
+    pair: Pair, name: str
+) -> None:
+    a, b = pair
+    fill_send_buffer(a)
+    data = bytearray(1 << 16)
+    await aborted_midway(lambda: WRITES[name](a, data), data, a.cancel)
+    b.set_option("linger", True, 0)
+    b.close()  # a reset
+    await failing(lambda: WRITES[name](a, data), data, OSError)
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+async def test_Socket_writes_release_the_buffer_when_closed(
+    pair: Pair, name: str
+) -> None:
+    a, _ = pair
+    fill_send_buffer(a)
+    data = bytearray(1 << 16)
+    await aborted_midway(lambda: WRITES[name](a, data), data, a.close)
+
+
+# -- closed underfoot (SPEC §7) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.read_some(bytearray(1)),
+        lambda s: s.write_some(b"x"),
+        lambda s: s.write_some(b""),
+        lambda s: s.receive(bytearray(1), ["out_of_band"]),
+        lambda s: s.send(b"x", ["do_not_route"]),
+        lambda s: s.wait("read"),
+        lambda s: s.wait("error"),
+        lambda s: trio_emtcp.stream.write_all(s, b"x"),
+        lambda s: trio_emtcp.stream.write_all(s, [b"x", b"y"]),
+        lambda s: trio_emtcp.stream.read_all(s, bytearray(1)),
+    ],
+    ids=[
+        "read_some",
+        "write_some",
+        "write_some-empty",
+        "receive-oob",
+        "send",
+        "wait-read",
+        "wait-error",
+        "write_all",
+        "write_all-vectored",
+        "read_all",
+    ],
+)
+async def test_Socket_after_underfoot_close_is_EBADF(
+    pair: Pair, call: Callable[[Socket], Awaitable[object]]
+) -> None:
+    a, _ = pair
+    a.trio_socket.close()
+    # Straight away: the operation itself finds the dead descriptor.
+    with assert_checkpoints(), pytest.raises(trio_emtcp.ClosedSocketError) as info:
+        await call(a)
+    assert info.value.errno == errno.EBADF
+    assert not a.is_open
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.local_address,
+        lambda s: s.remote_port,
+        lambda s: s.get_option("tcp_no_delay"),
+        lambda s: s.shutdown("send"),
+        lambda s: s.cancel(),
+        lambda s: s.release(),
+        lambda s: s.trio_socket,
+    ],
+    ids=[
+        "local_address",
+        "remote_port",
+        "get_option",
+        "shutdown",
+        "cancel",
+        "release",
+        "trio_socket",
+    ],
+)
+async def test_Socket_plain_members_after_underfoot_close_are_EBADF(
+    pair: Pair, call: Callable[[Socket], object]
+) -> None:
+    a, _ = pair
+    a.trio_socket.close()
+    with pytest.raises(trio_emtcp.ClosedSocketError):
+        call(a)
+
+
+async def test_Socket_blocked_ops_end_with_OperationAborted_on_underfoot_close(
+    pair: Pair,
+) -> None:
+    a, _ = pair
+    fill_send_buffer(a)
+    trio_sock = a.trio_socket
+    caught: list[BaseException] = []
+
+    async def run(op: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await op()
+        except Exception as exc:
+            caught.append(exc)
+
+    before = open_fds()
+    async with trio.open_nursery() as nursery:
+        for op in (
+            lambda: a.read_some(bytearray(1)),
+            lambda: a.wait("read"),
+            lambda: a.write_some(b"x" * 65536),
+            lambda: a.wait("write"),
+            lambda: trio_emtcp.stream.write_all(a, b"x" * 65536),
+        ):
+            nursery.start_soon(run, op)
+        await wait_all_tasks_blocked()
+        with trio.fail_after(10):
+            trio_sock.close()
+            await wait_all_tasks_blocked()
+    assert [type(exc) for exc in caught] == [OperationAborted] * 5
+    assert open_fds() == before - 1
+
+
+async def test_Socket_assign_after_underfoot_close() -> None:
+    client, server = blocking_pair()
+    sock = Socket()
+    try:
+        sock.open("v4")
+        sock.trio_socket.close()
+        sock.assign("v4", server.detach())
+        assert sock.is_open
+        assert sock.remote_port == client.getsockname()[1]
+    finally:
+        sock.close()
+        client.close()

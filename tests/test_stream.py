@@ -16,7 +16,13 @@ from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 from trio_emtcp import EndOfFile, OperationAborted, socket_pair, stream
 from trio_emtcp.ip.tcp import Socket
 
-from .helpers import fill_send_buffer
+from .helpers import (
+    aborted_midway,
+    assert_not_exported,
+    cancelled_midway,
+    failing,
+    fill_send_buffer,
+)
 
 
 async def _drain(sock: Socket, out: bytearray, until: int) -> None:
@@ -422,3 +428,90 @@ async def test_cancelled_at_entry_carries_bytes_transferred(
                 assert exc.bytes_transferred == 0  # type: ignore[attr-defined]
                 raise
         assert cs.cancelled_caught
+
+
+# -- no buffer stays exported (SPEC §7) ----------------------------------------------
+
+Pair = tuple[Socket, Socket]
+WRITE_OPS: dict[str, Callable[[Socket, bytearray], Awaitable[object]]] = {
+    "write_all": lambda s, data: stream.write_all(s, data),
+    "write_all-vectored": lambda s, data: stream.write_all(s, [b"head", data]),
+    "write_at_least": lambda s, data: stream.write_at_least(s, data, len(data)),
+}
+READ_OPS: dict[str, Callable[[Socket, bytearray], Awaitable[object]]] = {
+    "read_all": lambda s, buf: stream.read_all(s, buf),
+    "read_at_least": lambda s, buf: stream.read_at_least(s, buf, len(buf)),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITE_OPS))
+async def test_writes_release_the_buffer_however_they_end(name: str) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        fill_send_buffer(a)
+        data = bytearray(1 << 20)
+        await cancelled_midway(lambda: WRITE_OPS[name](a, data), data)
+        exc = await aborted_midway(lambda: WRITE_OPS[name](a, data), data, a.cancel)
+        assert exc.bytes_transferred < len(data) + 4  # type: ignore[attr-defined]
+        b.set_option("linger", True, 0)
+        b.close()  # a reset
+        await failing(lambda: WRITE_OPS[name](a, data), data, OSError)
+    a, b = await socket_pair()
+    async with a, b:
+        fill_send_buffer(a)
+        await aborted_midway(lambda: WRITE_OPS[name](a, data), data, a.close)
+
+
+@pytest.mark.parametrize("name", list(READ_OPS))
+async def test_reads_release_the_buffer_however_they_end(name: str) -> None:
+    a, b = await socket_pair()
+    async with a, b:
+        buf = bytearray(64)
+        await b.write_some(b"part")  # a partial read first: a slice is in use
+        await cancelled_midway(lambda: READ_OPS[name](a, buf), buf)
+        await aborted_midway(lambda: READ_OPS[name](a, buf), buf, a.cancel)
+        await b.write_some(b"x" * 64)
+        await READ_OPS[name](a, buf)
+        assert_not_exported(buf)
+        b.shutdown("send")
+        await failing(lambda: READ_OPS[name](a, buf), buf, EndOfFile)
+        await aborted_midway(lambda: READ_OPS[name](b, buf), buf, b.close)
+
+
+async def test_duck_typed_loops_release_the_buffer() -> None:
+    data = bytearray(b"abcdefgh")
+    await stream.write_all(FakeStream(), data)
+    assert_not_exported(data)
+    await stream.write_all(FakeStream(), [data, b"x"])
+    assert_not_exported(data)
+    buf = bytearray(4)
+    await failing(lambda: stream.read_all(FakeStream(b"ab"), buf), buf, EndOfFile)
+
+    class Stuck(FakeStream):
+        async def write_some(self, data: Any) -> int:
+            await trio.sleep_forever()
+            raise AssertionError  # pragma: no cover
+
+        async def read_some(self, buf: Any) -> int:
+            await trio.sleep_forever()
+            raise AssertionError  # pragma: no cover
+
+    await cancelled_midway(lambda: stream.write_all(Stuck(), data), data)
+    await cancelled_midway(lambda: stream.write_all(Stuck(), [data]), data)
+    await cancelled_midway(lambda: stream.read_all(Stuck(), buf), buf)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda buf: stream.write_at_least(Socket(), buf, -1),
+        lambda buf: stream.read_at_least(Socket(), buf, -1),
+        lambda buf: stream.write_all(Socket(), [buf, _any("text")]),
+    ],
+    ids=["write_at_least", "read_at_least", "write_all-vectored"],
+)
+async def test_bad_arguments_release_the_buffer(
+    call: Callable[[bytearray], Awaitable[object]],
+) -> None:
+    buf = bytearray(4)
+    await failing(lambda: call(buf), buf, (TypeError, ValueError))

@@ -14,7 +14,9 @@ import errno
 import importlib.util
 import os
 import select
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,11 +29,22 @@ from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 import trio_emtcp
 from trio_emtcp import OperationAborted, socket_pair
 from trio_emtcp._errors import ClosedSocketError, closed_error
-from trio_emtcp._trio_stream import DEFAULT_RECEIVE_SIZE, _StreamErrors
+from trio_emtcp._trio_stream import (
+    DEFAULT_RECEIVE_SIZE,
+    TRIO_NOTSENT_LOWAT,
+    _StreamErrors,
+)
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
-from .helpers import no_fd_leak
+from .helpers import (
+    aborted_midway,
+    assert_not_exported,
+    cancelled_midway,
+    failing,
+    no_fd_leak,
+    open_fds,
+)
 
 HAVE_ANYIO = importlib.util.find_spec("anyio") is not None
 if HAVE_ANYIO:
@@ -145,7 +158,7 @@ async def _blocked_then(
     return caught[0]
 
 
-# -- the interfaces -------------------------------------------------------------
+# -- the interfaces -----------------------------------------------------------
 
 
 def test_Socket_is_a_trio_HalfCloseableStream() -> None:
@@ -166,7 +179,7 @@ async def test_Socket_passes_check_half_closeable_stream() -> None:
         await trio.testing.check_half_closeable_stream(make_pair, make_clogged_pair)
 
 
-# -- send_all / receive_some ----------------------------------------------------
+# -- send_all / receive_some --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -323,7 +336,7 @@ async def test_Socket_trio_methods_keep_trio_Cancelled(pair: Pair) -> None:
     assert await b.receive_some() == b"ok"
 
 
-# -- send_eof -------------------------------------------------------------------
+# -- send_eof -----------------------------------------------------------------
 
 
 async def test_Socket_send_eof_then_send_all_is_closed(pair: Pair) -> None:
@@ -385,7 +398,7 @@ async def test_Socket_send_eof_after_peer_reset_is_broken(pair: Pair) -> None:
     assert exc_info.value.__cause__.errno == errno.ENOTCONN
 
 
-# -- closed ---------------------------------------------------------------------
+# -- closed -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -459,7 +472,7 @@ async def test_Socket_close_aborts_blocked_wait_send_all_might_not_block(
     assert type(exc) is trio.ClosedResourceError
 
 
-# -- cancel() -------------------------------------------------------------------
+# -- cancel() -----------------------------------------------------------------
 
 
 async def test_Socket_cancel_aborts_receive_some_and_keeps_the_socket(
@@ -501,7 +514,7 @@ async def test_Socket_cancel_aborts_wait_send_all_might_not_block(
     assert a.is_open
 
 
-# -- broken connections ---------------------------------------------------------
+# -- broken connections -------------------------------------------------------
 
 
 async def test_Socket_peer_reset_is_BrokenResourceError_chained(pair: Pair) -> None:
@@ -579,7 +592,7 @@ async def test_StreamErrors_passes_cancel_through_on_open_socket(pair: Pair) -> 
         raise OperationAborted()
 
 
-# -- busy -------------------------------------------------------------------------
+# -- busy ---------------------------------------------------------------------
 
 
 async def test_Socket_concurrent_receive_some_is_busy(
@@ -678,7 +691,7 @@ async def test_Socket_send_all_queues_behind_write_some(clogged: Pair) -> None:
     assert done == ["write_some", "send_all"]
 
 
-# -- the closed-object error, both vocabularies -----------------------------------
+# -- the closed-object error, both vocabularies -------------------------------
 
 
 async def test_ClosedSocketError_is_OSError_and_ClosedResourceError() -> None:
@@ -709,7 +722,7 @@ async def test_Acceptor_closed_accept_satisfies_both_vocabularies() -> None:
         await listener.accept()
 
 
-# -- serve_listeners ------------------------------------------------------------
+# -- serve_listeners ----------------------------------------------------------
 
 
 async def test_Acceptor_serve_listeners_echo_then_cancel() -> None:
@@ -775,7 +788,7 @@ async def test_Acceptor_serve_listeners_on_closed_acceptor_raises_closed() -> No
     assert isinstance(info.value.exceptions[0], trio.ClosedResourceError)
 
 
-# -- trio.SSLStream over a Socket -------------------------------------------------
+# -- trio.SSLStream over a Socket ---------------------------------------------
 
 
 async def test_SSLStream_over_Socket_handshake_and_echo() -> None:
@@ -827,7 +840,7 @@ async def test_SSLStream_over_Socket_passes_check_two_way_stream() -> None:
         await trio.testing.check_two_way_stream(tls_maker, None)
 
 
-# -- anyio's trio backend ---------------------------------------------------------
+# -- anyio's trio backend -----------------------------------------------------
 
 if HAVE_ANYIO:
 
@@ -944,3 +957,325 @@ async def test_anyio_stream_adapter_over_Socket(pair: Pair) -> None:
     await right.aclose()
     with pytest.raises(anyio.ClosedResourceError):
         await right.receive()
+
+
+# -- trio.SocketStream's own surface (SPEC §7) --------------------------------
+
+
+async def test_Socket_socket_is_the_trio_socket(pair: Pair) -> None:
+    a, b = pair
+    assert isinstance(a.socket, trio.socket.SocketType)
+    assert a.socket is a.trio_socket
+    assert a.socket.getpeername() == b.socket.getsockname()
+
+
+async def test_Acceptor_socket_is_the_trio_socket() -> None:
+    async with await _listening() as acceptor:
+        assert acceptor.socket is acceptor.trio_socket
+        assert acceptor.socket.getsockname()[1] == acceptor.local_port
+
+
+async def test_Socket_setsockopt_getsockopt_as_SocketStream(pair: Pair) -> None:
+    a, _ = pair
+    tcp = socket.IPPROTO_TCP
+    a.setsockopt(tcp, socket.TCP_NODELAY, 1)
+    assert a.getsockopt(tcp, socket.TCP_NODELAY) == 1
+    assert a.get_option("tcp_no_delay") is True
+    a.setsockopt(tcp, socket.TCP_NODELAY, False)
+    assert a.getsockopt(tcp, socket.TCP_NODELAY) == 0
+    # A buffer value, and a buffer read back (struct linger is 8 bytes).
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 7))
+    raw = a.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
+    assert struct.unpack("ii", raw) == (1, 7)
+    assert a.get_option("linger") == (True, 7)
+
+
+async def test_Socket_setsockopt_value_and_length_rules(pair: Pair) -> None:
+    a, _ = pair
+    tcp = socket.IPPROTO_TCP
+    with pytest.raises(TypeError, match=r"^value: must not be None unless length"):
+        a.setsockopt(tcp, socket.TCP_NODELAY, None)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"^value: must be None when length is given"):
+        a.setsockopt(tcp, socket.TCP_NODELAY, 1, 4)  # type: ignore[call-overload]
+    # None with a length is passed on: the kernel refuses a NULL buffer.
+    with pytest.raises(OSError) as info:
+        a.setsockopt(tcp, socket.TCP_NODELAY, None, 4)
+    assert info.value.errno == errno.EFAULT
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+        lambda s: s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+        lambda s: s.socket,
+    ],
+    ids=["setsockopt", "getsockopt", "socket"],
+)
+async def test_Socket_SocketStream_surface_on_closed_socket(
+    call: Callable[[Socket], object],
+) -> None:
+    with pytest.raises(ClosedSocketError) as info:
+        call(Socket())
+    # Both vocabularies: Emilua's EBADF and Trio's ClosedResourceError.
+    assert info.value.errno == errno.EBADF
+    assert isinstance(info.value, trio.ClosedResourceError)
+
+
+# -- no buffer stays exported (SPEC §7) ---------------------------------------
+
+
+async def test_Socket_send_all_releases_the_buffer_when_cancelled(
+    clogged: Pair,
+) -> None:
+    a, _ = clogged
+    data = bytearray(1 << 20)
+    await cancelled_midway(lambda: a.send_all(data), data)
+
+
+async def test_Socket_send_all_releases_the_buffer_when_aborted(
+    clogged: Pair,
+) -> None:
+    a, _ = clogged
+    data = bytearray(1 << 20)
+    exc = await aborted_midway(lambda: a.send_all(data), data, a.cancel)
+    assert exc.bytes_transferred < len(data)  # type: ignore[attr-defined]
+
+
+async def test_Socket_send_all_releases_the_buffer_when_closed(
+    clogged: Pair,
+) -> None:
+    a, _ = clogged
+    data = bytearray(1 << 20)
+    await aborted_midway(
+        lambda: a.send_all(data), data, a.close, trio.ClosedResourceError
+    )
+
+
+async def test_Socket_send_all_releases_the_buffer_on_error(pair: Pair) -> None:
+    a, b = pair
+    b.set_option("linger", True, 0)
+    b.close()  # a reset
+    data = bytearray(1 << 20)
+    await failing(lambda: a.send_all(data), data, trio.BrokenResourceError)
+
+
+async def test_Socket_send_all_releases_the_buffer_when_done(pair: Pair) -> None:
+    a, b = pair
+    data = bytearray(b"done")
+    await a.send_all(data)
+    assert_not_exported(data)
+    assert await b.receive_some() == b"done"
+
+
+# -- closed underfoot (SPEC §7) -----------------------------------------------
+
+
+async def test_Socket_trio_socket_closed_underfoot_is_closed(pair: Pair) -> None:
+    a, _ = pair
+    before = open_fds()
+    a.trio_socket.close()
+    assert not a.is_open
+    assert repr(a) == "<trio_emtcp.ip.tcp.Socket closed>"
+    for call in (
+        lambda: a.send_all(b"x"),
+        lambda: a.send_all(b""),
+        a.receive_some,
+        a.send_eof,
+        a.wait_send_all_might_not_block,
+    ):
+        with assert_checkpoints(), pytest.raises(trio.ClosedResourceError):
+            await call()
+    with pytest.raises(ClosedSocketError):
+        await a.read_some(bytearray(1))
+    await a.aclose()
+    assert open_fds() == before - 1
+
+
+@pytest.mark.parametrize("method", ["send_all", "receive_some", "send_eof"])
+async def test_Socket_Trio_methods_after_underfoot_close_raise_closed(
+    pair: Pair, method: str
+) -> None:
+    # Straight after the close, before anything looked at is_open: the
+    # syscall on the dead descriptor is what finds out.
+    a, _ = pair
+    call: dict[str, Callable[[], Awaitable[object]]] = {
+        "send_all": lambda: a.send_all(b"x"),
+        "receive_some": a.receive_some,
+        "send_eof": a.send_eof,
+    }
+    a.trio_socket.close()
+    with pytest.raises(trio.ClosedResourceError):
+        await call[method]()
+    assert not a.is_open
+
+
+async def test_Socket_blocked_receive_some_sees_underfoot_close(pair: Pair) -> None:
+    a, _ = pair
+    exc = await _blocked_then(a.receive_some, a.trio_socket.close)
+    assert type(exc) is trio.ClosedResourceError
+    assert not a.is_open
+
+
+async def test_Socket_queued_reads_end_on_underfoot_close(pair: Pair) -> None:
+    # A read queued behind another ends with OperationAborted too, never a
+    # ValueError from a wait on descriptor -1.
+    a, _ = pair
+    trio_sock = a.trio_socket
+    caught: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await a.read_some(bytearray(8))
+        except Exception as exc:
+            caught.append(exc)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(read)
+            await wait_all_tasks_blocked()
+            trio_sock.close()
+    assert [type(exc) for exc in caught] == [OperationAborted] * 3
+    assert not a.is_open
+
+
+async def test_Socket_reopens_after_underfoot_close() -> None:
+    async with await _listening() as acceptor, Socket() as sock:
+        sock.open("v4")
+        sock.trio_socket.close()
+        await sock.connect(LOOPBACK, acceptor.local_port)
+        assert sock.is_open
+        assert sock.trio_socket.fileno() == sock.socket.fileno() >= 0
+        (await acceptor.accept()).close()
+
+
+async def test_Acceptor_trio_socket_closed_underfoot_is_closed() -> None:
+    acceptor = await _listening()
+    before = open_fds()
+    acceptor.trio_socket.close()
+    assert not acceptor.is_open
+    with assert_checkpoints(), pytest.raises(trio.ClosedResourceError) as info:
+        await acceptor.accept()
+    assert isinstance(info.value, OSError)
+    assert info.value.errno == errno.EBADF
+    await acceptor.aclose()
+    assert open_fds() == before - 1
+
+
+async def test_Acceptor_accept_right_after_underfoot_close_is_closed() -> None:
+    acceptor = await _listening()
+    acceptor.trio_socket.close()
+    # No is_open first: accept's own syscall finds the dead descriptor.
+    with pytest.raises(ClosedSocketError):
+        await acceptor.accept()
+    assert not acceptor.is_open
+
+
+async def test_Acceptor_serve_listeners_ends_on_underfoot_close() -> None:
+    acceptor = await _listening()
+    acceptor.trio_socket.close()
+
+    async def never(stream: Socket) -> None:  # pragma: no cover
+        raise AssertionError("no connection expected")
+
+    # What serve_listeners lets through (a capacity error would be retried).
+    with trio.fail_after(10), pytest.RaisesGroup(trio.ClosedResourceError):
+        await trio.serve_listeners(never, [acceptor])
+
+
+async def test_Acceptor_blocked_accept_sees_underfoot_close_as_close() -> None:
+    # Like another task's close(): Emilua's OperationAborted.
+    async with await _listening() as acceptor:
+        exc = await _blocked_then(acceptor.accept, acceptor.trio_socket.close)
+        assert type(exc) is OperationAborted
+        assert not acceptor.is_open
+
+
+# -- wait_send_all_might_not_block as Trio means it (SPEC §7, §11) ------------
+
+
+async def fill_with_send_all(sender: Socket) -> None:
+    """Clog ``sender`` as Trio's own tests do: ``send_all`` until it blocks.
+
+    Nothing else: no shrunken buffers, no raw sends past the first block.
+    """
+
+    async def sender_loop() -> None:
+        while True:
+            await sender.send_all(b"x" * 10000)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender_loop)
+        await wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+async def make_pair_clogged_by_send_all() -> Pair:
+    a, b = await socket_pair()
+    await fill_with_send_all(a)
+    await fill_with_send_all(b)
+    return a, b
+
+
+@pytest.mark.parametrize("run", range(5))
+async def test_Socket_passes_check_half_closeable_stream_clogged_by_send_all(
+    run: int,
+) -> None:
+    with no_fd_leak():
+        await trio.testing.check_half_closeable_stream(
+            make_pair, make_pair_clogged_by_send_all
+        )
+
+
+def _lowat(sock: Socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.send_all(b"x"),
+        lambda s: s.send_all(b""),
+        lambda s: s.wait_send_all_might_not_block(),
+    ],
+    ids=["send_all", "send_all-empty", "wait_send_all_might_not_block"],
+)
+async def test_Socket_Trio_send_side_sets_TCP_NOTSENT_LOWAT_on_first_use(
+    pair: Pair, call: Callable[[Socket], Awaitable[None]]
+) -> None:
+    a, _ = pair
+    unlimited = _lowat(a)
+    assert unlimited != TRIO_NOTSENT_LOWAT
+    await call(a)
+    assert _lowat(a) == TRIO_NOTSENT_LOWAT
+    # Set once: a value the program chose afterwards is kept.
+    a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 12345)
+    await call(a)
+    assert _lowat(a) == 12345
+
+
+async def test_Socket_Emilua_writes_never_set_TCP_NOTSENT_LOWAT(pair: Pair) -> None:
+    a, b = pair
+    unlimited = _lowat(a)
+    await a.write_some(b"x")
+    await a.send(b"x")
+    await trio_emtcp.stream.write_all(a, b"x" * 100_000)
+    await b.receive_some(1)  # the Trio *receive* side does not either
+    await b.send_eof()  # nor send_eof
+    assert _lowat(a) == unlimited
+    assert _lowat(b) == unlimited
+
+
+async def test_Socket_TCP_NOTSENT_LOWAT_mark_belongs_to_the_descriptor() -> None:
+    async with await _listening() as acceptor, Socket() as sock:
+        await sock.connect(LOOPBACK, acceptor.local_port)
+        await sock.send_all(b"x")
+        assert _lowat(sock) == TRIO_NOTSENT_LOWAT
+        (await acceptor.accept()).close()
+        sock.close()
+        await sock.connect(LOOPBACK, acceptor.local_port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 0)
+        await sock.send_all(b"x")  # a new descriptor: set again
+        assert _lowat(sock) == TRIO_NOTSENT_LOWAT
+        (await acceptor.accept()).close()

@@ -29,6 +29,8 @@ __all__ = ["Acceptor"]
 _ABORTED_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO})
 
 _new_socket = _stdlib_socket.socket
+_SOL_SOCKET = _stdlib_socket.SOL_SOCKET
+_SO_ACCEPTCONN = _stdlib_socket.SO_ACCEPTCONN
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 
 
@@ -52,10 +54,20 @@ class Acceptor(SocketBase, TrioListenerMixin):
         self._enable_connection_aborted = False
 
     def __repr__(self) -> str:
+        """``<trio_emtcp.ip.tcp.Acceptor v4 127.0.0.1:8080, listening>``.
+
+        The family, the local endpoint and whether it listens; ``closed``
+        for a closed acceptor.  Never raises.
+        """
+        where = self._endpoints()
         sock = self._sock
-        if sock is None:
-            return "<trio_emtcp.ip.tcp.Acceptor closed>"
-        return f"<trio_emtcp.ip.tcp.Acceptor fd={sock.fileno()}>"
+        if sock is not None and where != "closed":
+            try:
+                listening = sock.getsockopt(_SOL_SOCKET, _SO_ACCEPTCONN)
+            except OSError:  # pragma: no cover - SO_ACCEPTCONN is on Linux
+                listening = 0
+            where += ", listening" if listening else ", not listening"
+        return f"<trio_emtcp.ip.tcp.Acceptor {where}>"
 
     def listen(self, backlog: int | None = None) -> None:
         """Start listening.
@@ -91,7 +103,10 @@ class Acceptor(SocketBase, TrioListenerMixin):
         :meth:`accept` reports ``ECONNABORTED``/``EPROTO`` instead of
         retrying; kept by the acceptor, not the kernel), ``debug``,
         ``v6_only`` and, beyond Emilua, ``reuse_port`` (``SO_REUSEPORT``,
-        where the platform has it).  All take a ``bool``.
+        where the platform has it) and ``tcp_no_delay`` (the kernel copies
+        it to every connection accepted afterwards; :func:`ip.tcp.listen
+        <trio_emtcp.ip.tcp.listen>` turns it on, an acceptor built by hand
+        leaves it off as Emilua does).  All take a ``bool``.
 
         Raises:
           TypeError: ``name`` or ``value`` has the wrong type.
@@ -151,8 +166,11 @@ class Acceptor(SocketBase, TrioListenerMixin):
                 (sock,),
                 wait_first=not self._readers.busy,
             )
-        except BaseException:
+        except BaseException as exc:
             await cancel_shielded_checkpoint()
+            if self._underfoot(exc):
+                # trio.serve_listeners needs ClosedResourceError here.
+                raise closed_error() from None
             raise
         else:
             await cancel_shielded_checkpoint()

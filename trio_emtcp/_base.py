@@ -10,6 +10,7 @@ import trio
 
 from ._address import Address, address_arg, family_arg, port_arg
 from ._driver import Driver, checkpoint
+from ._endpoint import tostring
 from ._errors import AlreadyOpenError, closed_error
 
 _S = TypeVar("_S", bound="SocketBase")
@@ -26,10 +27,21 @@ class SocketBase(Driver):
         self._trio_sock: trio.socket.SocketType | None = None
 
     def _live(self) -> _stdlib_socket.socket:
-        sock = self._sock
+        """The open stdlib socket.
+
+        Raises:
+          ClosedSocketError: closed, also when the descriptor was closed
+            underfoot (see :meth:`_open_sock`).
+        """
+        sock = self._open_sock()
         if sock is None:
             raise closed_error()
         return sock
+
+    def _detach_sock(self, *, releasing: bool = False) -> _stdlib_socket.socket | None:
+        # The trio wrapper belongs to the descriptor being let go.
+        self._trio_sock = None
+        return super()._detach_sock(releasing=releasing)
 
     def open(self, family: str | Address) -> None:
         """Create the descriptor.
@@ -45,7 +57,7 @@ class SocketBase(Driver):
           OSError: the system could not create a socket (e.g. ``EMFILE``).
         """
         fam = family_arg(family)
-        if self._sock is not None:
+        if self._open_sock() is not None:
             raise AlreadyOpenError("already open")
         sock = _stdlib_socket.socket(fam, _SOCK_STREAM)
         sock.setblocking(False)
@@ -60,7 +72,6 @@ class SocketBase(Driver):
         """
         sock = self._detach_sock()
         if sock is not None:
-            self._trio_sock = None
             sock.close()
 
     async def aclose(self) -> None:
@@ -92,8 +103,7 @@ class SocketBase(Driver):
         Raises:
           OSError: ``EBADF`` if closed.
         """
-        if self._sock is None:
-            raise closed_error()
+        self._live()
         self._abort_pending()
 
     def assign(self, family: str | Address, fd: int) -> None:
@@ -122,7 +132,7 @@ class SocketBase(Driver):
             )
         if fd < 0:
             raise ValueError(f"fd: must be >= 0, got {fd}")
-        if self._sock is not None:
+        if self._open_sock() is not None:
             raise AlreadyOpenError("already open")
         self._sock = adopt(fd, fam)
         # The caller had the descriptor and may still wait on it in Trio.
@@ -139,10 +149,9 @@ class SocketBase(Driver):
         Raises:
           OSError: ``EBADF`` if closed.
         """
+        self._live()
         sock = self._detach_sock(releasing=True)
-        if sock is None:
-            raise closed_error()
-        self._trio_sock = None
+        assert sock is not None
         return sock.detach()
 
     def bind(self, address: str | Address, port: int) -> None:
@@ -168,8 +177,12 @@ class SocketBase(Driver):
 
     @property
     def is_open(self) -> bool:
-        """Whether the socket has a descriptor."""
-        return self._sock is not None
+        """Whether the object has an open descriptor.
+
+        ``False`` once the descriptor was closed underfoot (through
+        :attr:`trio_socket`), too; the object is then closed.
+        """
+        return self._open_sock() is not None
 
     @property
     def local_address(self) -> Address:
@@ -207,6 +220,45 @@ class SocketBase(Driver):
             # Its users may wait on the descriptor: close() must wake them.
             self._fd_shared = True
         return self._trio_sock
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        """The same as :attr:`trio_socket`, under ``trio.SocketStream``'s name.
+
+        Code written for :class:`trio.SocketStream` or
+        :class:`trio.SocketListener` reads ``stream.socket`` (to call
+        ``getpeername()``, say); it works here unchanged.
+
+        Raises:
+          OSError: ``EBADF`` if closed.
+        """
+        return self.trio_socket
+
+    def _endpoints(self) -> str:
+        """``v4 127.0.0.1:8080`` (family and local endpoint) for ``repr``.
+
+        Never raises: ``repr`` must work on any object in any state.
+        """
+        sock = self._sock
+        if sock is None or sock.fileno() < 0:
+            return "closed"
+        try:
+            name = sock.getsockname()
+        except OSError as exc:  # pragma: no cover - getsockname on an open fd
+            return f"fd={sock.fileno()} ({exc.strerror})"
+        return f"{family_name(sock)} {endpoint_text(sock.family, name)}"
+
+
+def family_name(sock: _stdlib_socket.socket) -> str:
+    return "v4" if sock.family == _stdlib_socket.AF_INET else "v6"
+
+
+def endpoint_text(family: int, sockaddr: tuple[object, ...]) -> str:
+    """``1.2.3.4:80`` or ``[::1]:80`` for a sockaddr tuple."""
+    address = Address._from_sockaddr(family, sockaddr)
+    port = sockaddr[1]
+    assert isinstance(port, int)
+    return tostring(address, port)
 
 
 def check_family(sock: _stdlib_socket.socket, addr: Address) -> None:

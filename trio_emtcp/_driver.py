@@ -47,6 +47,7 @@ scope.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket as _stdlib_socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -54,7 +55,7 @@ from typing import Any, TypeVar
 import trio
 from trio.lowlevel import ParkingLot
 
-from ._errors import OperationAborted, closed_error
+from ._errors import ClosedSocketError, OperationAborted, closed_error
 
 T = TypeVar("T")
 
@@ -148,6 +149,45 @@ class Driver:
         # _detach_sock).  Sticky until close.
         self._fd_armed = False
 
+    def _open_sock(self) -> _stdlib_socket.socket | None:
+        """The stdlib socket while its descriptor is open, else ``None``.
+
+        The descriptor can be closed underfoot: ``trio_socket.close()`` (or a
+        ``trio.SocketStream`` built on it and closed) closes the very stdlib
+        socket this object holds.  The object is closed from then on, as if
+        its own ``close()`` had run: this notices it and lets go, so that
+        operations still pending end and ``open()`` works again.  Not on the
+        fast paths: there a syscall on the dead descriptor fails with
+        ``EBADF``, and only the error path looks here.
+        """
+        sock = self._sock
+        if sock is not None and sock.fileno() < 0:
+            # _detach_sock makes no syscall on a socket whose fileno() is -1.
+            self._detach_sock()
+            return None
+        return sock
+
+    def _underfoot(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a syscall's ``EBADF`` on a descriptor closed underfoot.
+
+        For the fast paths' error branches, which then raise the same
+        :class:`~trio_emtcp.ClosedSocketError` as any closed object does.
+        """
+        return (
+            isinstance(exc, OSError)
+            and exc.errno == errno.EBADF
+            and not isinstance(exc, ClosedSocketError)
+            and self._open_sock() is None
+        )
+
+    def _gone(self, sock: _stdlib_socket.socket) -> bool:
+        """Whether a pending operation's ``sock`` is no longer this object's.
+
+        ``close()``/``release()`` replaced it (``_sock`` is ``None`` or a
+        new socket), or it was closed underfoot.
+        """
+        return self._sock is not sock or self._open_sock() is None
+
     # -- aborting ---------------------------------------------------------
 
     def _abort_pending(self) -> None:
@@ -240,7 +280,7 @@ class Driver:
           OSError: the syscall failed, or the object is closed.
           trio.Cancelled: the task's own cancellation.
         """
-        sock = self._sock
+        sock = self._open_sock()
         if sock is None:
             return _closed()
         if not waiters.busy and (wait_fn is wait_readable or wait_fn is wait_writable):
@@ -314,6 +354,12 @@ class Driver:
         try:
             while True:
                 if wait_first:
+                    if self._aborts != aborts or self._gone(sock):
+                        # Handed the direction in the tick that another task
+                        # aborted the operation or let go of the descriptor:
+                        # waiting on it now would wait on a dead descriptor.
+                        await checkpoint_if_cancelled()
+                        raise OperationAborted()
                     try:
                         await wait_fn(sock)
                     except trio.ClosedResourceError:
@@ -329,7 +375,7 @@ class Driver:
                     if fn is None:
                         return None  # type: ignore[return-value]
                 wait_first = True
-                if self._aborts != aborts or self._sock is not sock:
+                if self._aborts != aborts or self._gone(sock):
                     # Woken (by readiness, or handed the direction) in the
                     # same tick as cancel()/close(): the operation had not
                     # run, so it is aborted, not half-done.

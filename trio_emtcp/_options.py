@@ -60,6 +60,10 @@ SOCKET_OPTIONS: dict[str, _Option] = {
 # (codec "flag", level/name unused).
 ACCEPTOR_OPTIONS: dict[str, _Option] = {
     "reuse_address": _Option(socket.SOL_SOCKET, socket.SO_REUSEADDR, "bool"),
+    # Beyond Emilua: set on the listening socket, the kernel copies it to
+    # every socket accepted from it (Linux and the BSDs); ip.tcp.listen
+    # turns it on (SPEC §7).
+    "tcp_no_delay": _Option(socket.IPPROTO_TCP, socket.TCP_NODELAY, "bool"),
     "enable_connection_aborted": _Option(0, 0, "flag"),
     "debug": _Option(socket.SOL_SOCKET, socket.SO_DEBUG, "bool"),
     "v6_only": _Option(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, "bool"),

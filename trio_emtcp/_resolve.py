@@ -9,6 +9,8 @@ abandons, and :func:`trio.socket.set_custom_hostname_resolver` is honoured.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import socket as _stdlib_socket
 import sys
@@ -48,6 +50,13 @@ _AF_INET6: Final = _stdlib_socket.AF_INET6
 _AF_UNSPEC: Final = _stdlib_socket.AF_UNSPEC
 _SOCK_STREAM: Final = _stdlib_socket.SOCK_STREAM
 _IPPROTO_TCP: Final = _stdlib_socket.IPPROTO_TCP
+_IPPROTO_IP: Final = _stdlib_socket.IPPROTO_IP
+# Python names it from 3.12 on; Linux has had it since 4.2 (value 24).
+_IP_BIND_ADDRESS_NO_PORT: Final[int | None] = getattr(
+    _stdlib_socket,
+    "IP_BIND_ADDRESS_NO_PORT",
+    24 if sys.platform.startswith("linux") else None,
+)
 
 # The flags glibc's getaddrinfo uses when it is given no hints, which is
 # what Emilua (through Asio) passes when the caller gives none: only
@@ -411,13 +420,39 @@ def _interleave(entries: list[AddressInfo]) -> list[AddressInfo]:
     return out
 
 
+def _bind_local(sock: Socket, local: Address, remote: Address) -> None:
+    """Open ``sock`` bound to ``local`` (any port), to connect to ``remote``.
+
+    As ``trio.open_tcp_stream``'s ``local_address``: the port is left to
+    ``connect``, which picks one for the whole 4-tuple (with
+    ``IP_BIND_ADDRESS_NO_PORT``; a plain ``bind`` to port 0 would reserve
+    a port of its own and run out of them under many connections).
+
+    Raises:
+      OSError: ``local`` is of the other family than ``remote``
+        (``EAFNOSUPPORT``), or the bind failed (``EADDRNOTAVAIL``...).
+    """
+    if local.family != remote.family:
+        raise OSError(
+            errno.EAFNOSUPPORT,
+            f"local_address {local} cannot reach {remote}: the address families differ",
+        )
+    sock.open(local)
+    if _IP_BIND_ADDRESS_NO_PORT is not None:
+        # Best effort, as in Trio: an older kernel only loses the saving.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+    sock.bind(local, 0)
+
+
 class _Race:
     """Shared state of one :func:`dial`: the winner and the failures."""
 
-    __slots__ = ("failures", "winner")
+    __slots__ = ("failures", "local", "winner")
 
-    def __init__(self) -> None:
+    def __init__(self, local: Address | None) -> None:
         self.winner: Socket | None = None
+        self.local = local
         # (candidate index, entry, error), in the order they failed.
         self.failures: list[tuple[int, AddressInfo, OSError]] = []
 
@@ -430,7 +465,12 @@ class _Race:
     ) -> None:
         sock = Socket()
         try:
+            if self.local is not None:
+                _bind_local(sock, self.local, entry.address)
             await sock.connect(entry.address, entry.port)
+            # As trio.open_tcp_stream does (SPEC §7): without it a
+            # request/response exchange waits for Nagle and delayed ACKs.
+            sock.set_option("tcp_no_delay", True)
         except OSError as exc:
             sock.close()
             self.failures.append((index, entry, exc))
@@ -472,6 +512,7 @@ async def dial(
     host: str | Address,
     service: str | int,
     *,
+    local_address: str | Address | None = None,
     happy_eyeballs_delay: float | None = DEFAULT_HAPPY_EYEBALLS_DELAY,
 ) -> Socket:
     """Resolve ``host`` and ``service`` and connect to one of the results.
@@ -485,20 +526,36 @@ async def dial(
     connection made wins and every other attempt is cancelled and closed.
     Nothing is left open on any failure or cancellation.
 
+    The socket returned has ``tcp_no_delay`` on, as
+    :func:`trio.open_tcp_stream` does (a socket built by hand keeps
+    Emilua's default, off): a request/response protocol would otherwise
+    wait about 40 ms per request for Nagle's algorithm and the peer's
+    delayed acknowledgement.
+
     Args:
       host: a host name or numeric address, or an
         :class:`~trio_emtcp.ip.Address`.
       service: a service name or port, as for ``get_address_info``.
+      local_address: ``None``, or the local address to connect from (an
+        ``Address`` or a numeric literal, as for ``bind``), as in
+        :func:`trio.open_tcp_stream`: each attempt binds it before
+        connecting, with the port left to the kernel
+        (``IP_BIND_ADDRESS_NO_PORT`` where the platform has it).  An
+        attempt at an address of the other family fails (``EAFNOSUPPORT``)
+        and the race goes on.
       happy_eyeballs_delay: seconds to give an attempt before starting the
-        next one in parallel; ``None`` to try strictly one at a time.
+        next one in parallel; ``None`` to try strictly one at a time (as
+        Trio's documentation describes ``None``; Trio's own code starts
+        the next attempt after 0.25 s even then).
 
     Returns:
       A new connected :class:`~trio_emtcp.ip.tcp.Socket`, owned by the
       caller.
 
     Raises:
-      TypeError, ValueError: bad arguments (see ``get_address_info``), or a
-        negative or NaN ``happy_eyeballs_delay``.
+      TypeError, ValueError: bad arguments (see ``get_address_info``), a
+        negative or NaN ``happy_eyeballs_delay``, or a ``local_address``
+        that is not a numeric address (resolve names first).
       socket.gaierror: the lookup failed.
       OSError: every attempt failed.  One ``OSError`` (not a group) with the
         errno (and builtin subclass) of the last failure, which is also its
@@ -508,6 +565,11 @@ async def dial(
     """
     try:
         delay = _delay_arg(happy_eyeballs_delay)
+        local = (
+            None
+            if local_address is None
+            else address_arg(local_address, "local_address")
+        )
     except (TypeError, ValueError):
         await checkpoint()
         raise
@@ -515,7 +577,7 @@ async def dial(
     if not candidates:
         # getaddrinfo never answers an empty list; a custom resolver might.
         raise OSError(f"host: {str(host)!r} (service {service!r}) resolved to nothing")
-    race = _Race()
+    race = _Race(local)
     try:
         async with trio.open_nursery() as nursery:
             last = len(candidates) - 1
@@ -552,9 +614,11 @@ def listen(host: str | Address, port: int, backlog: int | None = None) -> Accept
 
     Beyond Emilua.  The acceptor is opened with the address's family, gets
     ``reuse_address`` (so that a restarted server can bind while old
-    connections linger in ``TIME_WAIT``), is bound, then listens.  The
-    operating system's defaults apply otherwise (on Linux ``::`` also
-    accepts IPv4 unless ``v6_only`` is set).
+    connections linger in ``TIME_WAIT``) and ``tcp_no_delay`` (so that
+    every connection it accepts has it on, as with
+    :func:`trio.serve_tcp`; see :func:`~trio_emtcp.ip.dial` for why), is
+    bound, then listens.  The operating system's defaults apply otherwise
+    (on Linux ``::`` also accepts IPv4 unless ``v6_only`` is set).
 
     Args:
       host: an :class:`~trio_emtcp.ip.Address` or a numeric IP literal;
@@ -580,6 +644,7 @@ def listen(host: str | Address, port: int, backlog: int | None = None) -> Accept
     try:
         acceptor.open(address)
         acceptor.set_option("reuse_address", True)
+        acceptor.set_option("tcp_no_delay", True)
         acceptor.bind(address, port)
         acceptor.listen(backlog)
     except BaseException:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _socket
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled, wait_writable
-from ._util import Buffer
+from ._util import Buffer, release
 
 if TYPE_CHECKING:
     from ._socket import Socket
@@ -177,6 +177,7 @@ async def send_file(
       trio.Cancelled: the task's own cancellation, with
         ``bytes_transferred`` set.
     """
+    head_mv = tail_mv = None
     try:
         await checkpoint_if_cancelled()
         in_fd = _file_arg(file)
@@ -192,30 +193,42 @@ async def send_file(
         sock._live()
         _check_readable(in_fd)
     except BaseException as exc:
+        _release_all(head_mv, tail_mv)
         await cancel_shielded_checkpoint()
         _socket._set_transferred(exc, 0)
         raise
-    if not (head_mv or size or tail_mv):
-        # Nothing to write: still a checkpoint, as every async method.
-        await cancel_shielded_checkpoint()
-        return 0
-    # Each part is a complete operation with its own checkpoint.  ``done``
-    # counts what the finished parts wrote; a part that fails has put its
-    # own progress in ``bytes_transferred``, and this adds the rest.
-    done = 0
-    sent = 0
     try:
-        if head_mv:
-            done += await sock._write_at_least(head_mv, head_mv.nbytes)
-        if size:
-            sent = await _send_range(sock, in_fd, start, size, per_send)
-            done += sent
-        if tail_mv:
-            done += await sock._write_at_least(tail_mv, tail_mv.nbytes)
-    except BaseException as exc:
-        _add_transferred(exc, done)
-        raise
-    return sent
+        if not (head_mv or size or tail_mv):
+            # Nothing to write: still a checkpoint, as every async method.
+            await cancel_shielded_checkpoint()
+            return 0
+        # Each part is a complete operation with its own checkpoint.
+        # ``done`` counts what the finished parts wrote; a part that fails
+        # has put its own progress in ``bytes_transferred``, and this adds
+        # the rest.
+        done = 0
+        sent = 0
+        try:
+            if head_mv:
+                done += await sock._write_at_least(head_mv, head_mv.nbytes)
+            if size:
+                sent = await _send_range(sock, in_fd, start, size, per_send)
+                done += sent
+            if tail_mv:
+                done += await sock._write_at_least(tail_mv, tail_mv.nbytes)
+        except BaseException as exc:
+            _add_transferred(exc, done)
+            raise
+        return sent
+    finally:
+        # The caller's head and tail are theirs again however this ends.
+        _release_all(head_mv, tail_mv)
+
+
+def _release_all(*views: memoryview | None) -> None:
+    for view in views:
+        if view is not None:
+            release(view)
 
 
 def _add_transferred(exc: BaseException, before: int) -> None:

@@ -11,11 +11,11 @@ import socket as _stdlib_socket
 import sys
 import termios
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, final
+from typing import Any, Literal, TypeVar, final
 
 from . import _options, _sendfile, _urgent
 from ._address import Address, address_arg, port_arg
-from ._base import SocketBase, check_family
+from ._base import SocketBase, check_family, endpoint_text
 from ._driver import (
     cancel_shielded_checkpoint,
     checkpoint,
@@ -26,9 +26,11 @@ from ._driver import (
 from ._errors import EndOfFile, closed_error
 from ._flags import message_flags_arg
 from ._trio_stream import TrioStreamMixin
-from ._util import Buffer
+from ._util import Buffer, release
 
 __all__ = ["Socket"]
+
+E = TypeVar("E", bound=BaseException)
 
 # SIOCATMARK has no name in Python's modules; its value is the same on every
 # Linux architecture (include/uapi/linux/sockios.h).
@@ -52,10 +54,10 @@ def _nbytes(buf: Any, *, writable: bool = False) -> int:
       TypeError: ``buf`` is not a buffer (or, with ``writable``, is
         read-only); the callers turn it into their own message.
     """
-    mv = memoryview(buf)
-    if writable and mv.readonly:
-        raise TypeError("read-only buffer")
-    return mv.nbytes
+    with memoryview(buf) as mv:
+        if writable and mv.readonly:
+            raise TypeError("read-only buffer")
+        return mv.nbytes
 
 
 def _read_buffer_error(buf: object) -> TypeError:
@@ -116,14 +118,21 @@ class Socket(SocketBase, TrioStreamMixin):
     """
 
     # State of the Trio stream methods (see _trio_stream.py): conflict
-    # flags for send_all/receive_some and whether send_eof ran.
-    __slots__ = ("_trio_eof_sent", "_trio_receiving", "_trio_sending")
+    # flags for send_all/receive_some, whether send_eof ran, and whether
+    # they set TCP_NOTSENT_LOWAT yet.
+    __slots__ = (
+        "_trio_eof_sent",
+        "_trio_lowat_set",
+        "_trio_receiving",
+        "_trio_sending",
+    )
 
     def __init__(self) -> None:
         super().__init__()
         self._trio_receiving = False
         self._trio_sending = False
         self._trio_eof_sent = False
+        self._trio_lowat_set = False
 
     @classmethod
     def _from_stdlib(cls, sock: _stdlib_socket.socket) -> Socket:
@@ -135,15 +144,25 @@ class Socket(SocketBase, TrioStreamMixin):
 
     def _detach_sock(self, *, releasing: bool = False) -> _stdlib_socket.socket | None:
         # Every new descriptor comes after a close/release (open, assign and
-        # connect need a closed socket), so the Trio EOF mark is reset here.
+        # connect need a closed socket), so the Trio marks are reset here.
         self._trio_eof_sent = False
+        self._trio_lowat_set = False
         return super()._detach_sock(releasing=releasing)
 
     def __repr__(self) -> str:
+        """``<trio_emtcp.ip.tcp.Socket v4 127.0.0.1:40000 -> 127.0.0.1:80>``.
+
+        The family and the local endpoint, then the remote one (or ``not
+        connected``); ``closed`` for a closed socket.  Never raises.
+        """
+        where = self._endpoints()
         sock = self._sock
-        if sock is None:
-            return "<trio_emtcp.ip.tcp.Socket closed>"
-        return f"<trio_emtcp.ip.tcp.Socket fd={sock.fileno()}>"
+        if sock is not None and where != "closed":
+            try:
+                where += " -> " + endpoint_text(sock.family, sock.getpeername())
+            except OSError:
+                where += ", not connected"
+        return f"<trio_emtcp.ip.tcp.Socket {where}>"
 
     # -- plain (non-blocking) members -------------------------------------
 
@@ -288,7 +307,7 @@ class Socket(SocketBase, TrioStreamMixin):
         try:
             addr = address_arg(address)
             p = port_arg(port)
-            sock = self._sock
+            sock = self._open_sock()
             if sock is None:
                 self.open(addr)
                 sock = self._sock
@@ -483,6 +502,8 @@ class Socket(SocketBase, TrioStreamMixin):
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
                 raise _read_buffer_error(buf) from None
+            if self._underfoot(exc):
+                raise closed_error() from None
             raise
         else:
             await cancel_shielded_checkpoint()
@@ -517,6 +538,8 @@ class Socket(SocketBase, TrioStreamMixin):
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
                 raise _write_buffer_error(data) from None
+            if self._underfoot(exc):
+                raise closed_error() from None
             if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
                 # Emilua (Asio) never issues a syscall for an empty buffer:
                 # 0 even on an unconnected socket, where send() says EPIPE.
@@ -599,9 +622,13 @@ class Socket(SocketBase, TrioStreamMixin):
         """Loop ``recv_into`` until ``minimum`` bytes, under one checkpoint.
 
         While the kernel has data the loop does not yield; it only waits
-        (through the driver) when a read would block.
+        (through the driver) when a read would block.  Its views of ``buf``
+        are released however it ends (SPEC §7).
         """
         mv = memoryview(buf).cast("B")
+        # The slice a blocked read waits with: an exception's traceback
+        # would keep it (and so ``buf``'s export) alive.
+        chunk: memoryview | None = None
         total = 0
         blocked = False
         try:
@@ -617,11 +644,12 @@ class Socket(SocketBase, TrioStreamMixin):
                     n = sock.recv_into(mv[total:])
                 except _EAGAIN:
                     blocked = True
+                    chunk = mv[total:]
                     n = await self._blocked(
                         readers,
                         wait_readable,
                         sock.recv_into,
-                        (mv[total:],),
+                        (chunk,),
                         wait_first=not readers.busy,
                     )
                 if not n:
@@ -631,14 +659,24 @@ class Socket(SocketBase, TrioStreamMixin):
             if not blocked:
                 await cancel_shielded_checkpoint()
             _set_transferred(exc, total)
+            if self._underfoot(exc):
+                raise _transferred(closed_error(), total) from None
             raise
+        finally:
+            if chunk is not None:
+                release(chunk)
+            release(mv)
         if not blocked:
             await cancel_shielded_checkpoint()
         return total
 
     async def _write_at_least(self, data: Buffer, minimum: int) -> int:
-        """Loop ``send`` until ``minimum`` bytes, under one checkpoint."""
+        """Loop ``send`` until ``minimum`` bytes, under one checkpoint.
+
+        Its views of ``data`` are released however it ends (SPEC §7).
+        """
         mv = memoryview(data).cast("B")
+        chunk: memoryview | None = None  # as in _read_at_least
         total = 0
         blocked = False
         try:
@@ -654,11 +692,12 @@ class Socket(SocketBase, TrioStreamMixin):
                     n = sock.send(mv[total:])
                 except _EAGAIN:
                     blocked = True
+                    chunk = mv[total:]
                     n = await self._blocked(
                         writers,
                         wait_writable,
                         sock.send,
-                        (mv[total:],),
+                        (chunk,),
                         wait_first=not writers.busy,
                     )
                 total += n
@@ -666,13 +705,23 @@ class Socket(SocketBase, TrioStreamMixin):
             if not blocked:
                 await cancel_shielded_checkpoint()
             _set_transferred(exc, total)
+            if self._underfoot(exc):
+                raise _transferred(closed_error(), total) from None
             raise
+        finally:
+            if chunk is not None:
+                release(chunk)
+            release(mv)
         if not blocked:
             await cancel_shielded_checkpoint()
         return total
 
     async def _write_all_vectored(self, buffers: Sequence[memoryview]) -> int:
-        """Write every buffer with ``sendmsg`` (vectored I/O)."""
+        """Write every buffer with ``sendmsg`` (vectored I/O).
+
+        The caller owns ``buffers`` and releases them; the slices made here
+        of a partly written buffer are released here (SPEC §7).
+        """
         pending = [b for b in buffers if b.nbytes]
         size = sum(b.nbytes for b in pending)
         total = 0
@@ -711,7 +760,14 @@ class Socket(SocketBase, TrioStreamMixin):
             if not blocked:
                 await cancel_shielded_checkpoint()
             _set_transferred(exc, total)
+            if self._underfoot(exc):
+                raise _transferred(closed_error(), total) from None
             raise
+        finally:
+            # What is left: the caller's own views (released by the caller
+            # too, harmlessly twice) and our slices of them.
+            for view in pending:
+                release(view)
         if not blocked:
             await cancel_shielded_checkpoint()
         assert total == size
@@ -728,6 +784,12 @@ def _set_transferred(exc: BaseException, total: int) -> None:
     # unknown).  trio.Cancelled and OSError both take new attributes.
     with contextlib.suppress(AttributeError):  # exceptions with __slots__
         exc.bytes_transferred = total  # type: ignore[attr-defined]
+
+
+def _transferred(exc: E, total: int) -> E:
+    """``exc`` with ``bytes_transferred`` set, for ``raise``."""
+    _set_transferred(exc, total)
+    return exc
 
 
 def _choice(value: object, name: str, table: dict[str, Any]) -> Any:

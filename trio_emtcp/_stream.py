@@ -23,7 +23,7 @@ from typing import Protocol
 from ._driver import checkpoint
 from ._errors import EndOfFile
 from ._socket import Socket, _set_transferred
-from ._util import Buffer
+from ._util import Buffer, release
 
 __all__ = [
     "ReadStream",
@@ -69,7 +69,10 @@ def _writable_view(buf: object) -> memoryview:
         mv = memoryview(buf).cast("B")  # type: ignore[arg-type]
     except TypeError:
         mv = None
-    if mv is None or mv.readonly:
+    if mv is not None and mv.readonly:
+        release(mv)
+        mv = None
+    if mv is None:
         raise TypeError(
             "buf: expected a writable buffer (bytearray, memoryview, array, ...), "
             f"got {type(buf).__name__}"
@@ -107,22 +110,31 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
       trio.Cancelled: the task was cancelled; ``bytes_transferred`` set.
     """
     if isinstance(data, (list, tuple)):
+        views: list[memoryview] = []
         try:
-            views = [_bytes_view(item, "data") for item in data]
-        except TypeError:
-            await checkpoint()
-            raise
-        if type(stream) is Socket:
-            return await stream._write_all_vectored(views)
-        return await _generic_write_views(stream, views)
+            try:
+                for item in data:
+                    views.append(_bytes_view(item, "data"))
+            except TypeError:
+                await checkpoint()
+                raise
+            if type(stream) is Socket:
+                return await stream._write_all_vectored(views)
+            return await _generic_write_views(stream, views)
+        finally:
+            for view in views:
+                release(view)
     try:
         mv = _bytes_view(data, "data")
     except TypeError:
         await checkpoint()
         raise
-    if type(stream) is Socket:
-        return await stream._write_at_least(mv, mv.nbytes)
-    return await _generic_write(stream, mv, mv.nbytes)
+    try:
+        if type(stream) is Socket:
+            return await stream._write_at_least(mv, mv.nbytes)
+        return await _generic_write(stream, mv, mv.nbytes)
+    finally:
+        release(mv)
 
 
 async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int:
@@ -140,13 +152,20 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
     """
     try:
         mv = _bytes_view(data, "data")
-        need = _minimum_arg(minimum, mv.nbytes)
-    except (TypeError, ValueError):
+    except TypeError:
         await checkpoint()
         raise
-    if type(stream) is Socket:
-        return await stream._write_at_least(mv, need)
-    return await _generic_write(stream, mv, need)
+    try:
+        try:
+            need = _minimum_arg(minimum, mv.nbytes)
+        except (TypeError, ValueError):
+            await checkpoint()
+            raise
+        if type(stream) is Socket:
+            return await stream._write_at_least(mv, need)
+        return await _generic_write(stream, mv, need)
+    finally:
+        release(mv)
 
 
 async def read_all(stream: ReadStream, buf: Buffer) -> int:
@@ -166,9 +185,12 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
     except TypeError:
         await checkpoint()
         raise
-    if type(stream) is Socket:
-        return await stream._read_at_least(mv, mv.nbytes)
-    return await _generic_read(stream, mv, mv.nbytes)
+    try:
+        if type(stream) is Socket:
+            return await stream._read_at_least(mv, mv.nbytes)
+        return await _generic_read(stream, mv, mv.nbytes)
+    finally:
+        release(mv)
 
 
 async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
@@ -187,13 +209,20 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
     """
     try:
         mv = _writable_view(buf)
-        need = _minimum_arg(minimum, mv.nbytes)
-    except (TypeError, ValueError):
+    except TypeError:
         await checkpoint()
         raise
-    if type(stream) is Socket:
-        return await stream._read_at_least(mv, need)
-    return await _generic_read(stream, mv, need)
+    try:
+        try:
+            need = _minimum_arg(minimum, mv.nbytes)
+        except (TypeError, ValueError):
+            await checkpoint()
+            raise
+        if type(stream) is Socket:
+            return await stream._read_at_least(mv, need)
+        return await _generic_read(stream, mv, need)
+    finally:
+        release(mv)
 
 
 # -- the duck-typed loops ---------------------------------------------------
@@ -216,7 +245,8 @@ async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> i
         return 0
     try:
         while total < minimum:
-            total += await stream.write_some(mv[total:])
+            with mv[total:] as chunk:
+                total += await stream.write_some(chunk)
     except BaseException as exc:
         _set_transferred(exc, total)
         raise
@@ -233,7 +263,8 @@ async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> 
         for view in views:
             done = 0
             while done < view.nbytes:
-                n = await stream.write_some(view[done:])
+                with view[done:] as chunk:
+                    n = await stream.write_some(chunk)
                 done += n
                 total += n
     except BaseException as exc:
@@ -250,7 +281,8 @@ async def _generic_read(stream: ReadStream, mv: memoryview, minimum: int) -> int
         return 0
     try:
         while total < minimum:
-            n = await stream.read_some(mv[total:])
+            with mv[total:] as chunk:
+                n = await stream.read_some(chunk)
             if not n:
                 # A stream that signals EOF with 0, as a file would.
                 raise EndOfFile()

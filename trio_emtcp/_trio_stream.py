@@ -22,11 +22,12 @@ the first vocabulary to the second happens at one place,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket as _stdlib_socket
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 import trio
 
@@ -38,6 +39,7 @@ from ._driver import (
     wait_writable,
 )
 from ._errors import OperationAborted, closed_error
+from ._util import release
 
 if TYPE_CHECKING:
     from ._driver import Waiters, WaitFn
@@ -49,7 +51,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "TrioListenerMixin", "TrioStreamMixin"]
+__all__ = [
+    "DEFAULT_RECEIVE_SIZE",
+    "TRIO_NOTSENT_LOWAT",
+    "TrioListenerMixin",
+    "TrioStreamMixin",
+]
 
 # What ``receive_some()`` asks the kernel for when the caller gives no size.
 # trio.SSLStream always calls it that way, so the default must hold a whole
@@ -60,6 +67,13 @@ __all__ = ["DEFAULT_RECEIVE_SIZE", "TrioListenerMixin", "TrioStreamMixin"]
 # arrived, so a large default costs no copy for small reads.
 DEFAULT_RECEIVE_SIZE = 65536
 
+#: The unsent-data limit (``TCP_NOTSENT_LOWAT``, bytes) that the Trio send-side
+#: methods set on first use (see :func:`_limit_unsent`).  16 KiB is
+#: ``trio.SocketStream``'s value.
+TRIO_NOTSENT_LOWAT = 16 * 1024
+
+_TCP_NOTSENT_LOWAT: int | None = getattr(_stdlib_socket, "TCP_NOTSENT_LOWAT", None)
+_IPPROTO_TCP = _stdlib_socket.IPPROTO_TCP
 _SHUT_WR = _stdlib_socket.SHUT_WR
 # The errnos that mean "this descriptor is gone" rather than "the connection
 # broke": EBADF, and ENOTSOCK (Windows' word for it); the same set
@@ -80,6 +94,11 @@ class _SocketState(Protocol):
     _trio_receiving: bool
     _trio_sending: bool
     _trio_eof_sent: bool
+    _trio_lowat_set: bool
+
+    def _open_sock(self) -> _stdlib_socket.socket | None: ...
+
+    def _live(self) -> _stdlib_socket.socket: ...
 
     def _blocked(
         self,
@@ -138,12 +157,15 @@ class _StreamErrors:
         if not isinstance(exc, OSError):
             return False
         if isinstance(exc, OperationAborted):
-            if self._socket._sock is not None:
+            if self._socket._open_sock() is not None:
                 return False  # cancel(): the socket is open and usable
             raise trio.ClosedResourceError(
                 "socket was closed while the operation was waiting"
             ) from None
         if exc.errno in _CLOSED_ERRNOS:
+            # Also what a syscall says on a descriptor closed underfoot; the
+            # look at _open_sock() then closes the socket object too.
+            self._socket._open_sock()
             raise trio.ClosedResourceError("socket is closed") from None
         raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
 
@@ -182,6 +204,27 @@ def _data_arg(data: object) -> memoryview:
         raise TypeError(
             f"data: expected a bytes-like object, got {type(data).__name__}"
         ) from None
+
+
+def _limit_unsent(socket: _SocketState) -> None:
+    """Set ``TCP_NOTSENT_LOWAT`` for the Trio send-side methods (SPEC §11).
+
+    Trio's :meth:`~trio.abc.SendStream.wait_send_all_might_not_block`
+    means "little data is waiting unsent", and its conformance check for a
+    clogged stream relies on it: a stream filled with ``send_all`` until it
+    blocks must refuse even a few more bytes.  Without a limit on unsent
+    data the kernel reports a full socket unwritable while a small
+    ``send()`` still gets in.  ``trio.SocketStream`` sets the limit when it
+    is made; here it is set the first time a Trio send-side method runs,
+    so that Emilua-style writes (``write_some``, ``stream.write_all``) on a
+    socket that never meets Trio's contract never pay for it.  Where the
+    platform lacks the option (or refuses it) nothing is set.
+    """
+    socket._trio_lowat_set = True
+    sock = socket._sock
+    if _TCP_NOTSENT_LOWAT is not None and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NOTSENT_LOWAT, TRIO_NOTSENT_LOWAT)
 
 
 def _busy(direction: str) -> trio.BusyResourceError:
@@ -240,16 +283,23 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
                 except TypeError:
                     await checkpoint()
                     raise
-                if self._trio_eof_sent:
-                    await checkpoint()
-                    raise trio.ClosedResourceError("cannot send after send_eof()")
-                size = view.nbytes
-                if size:
-                    await self._write_at_least(view, size)
-                else:
-                    await checkpoint()
-                    if self._sock is None:
-                        raise closed_error()
+                try:
+                    if self._trio_eof_sent:
+                        await checkpoint()
+                        raise trio.ClosedResourceError("cannot send after send_eof()")
+                    if not self._trio_lowat_set:
+                        _limit_unsent(self)
+                    size = view.nbytes
+                    if size:
+                        await self._write_at_least(view, size)
+                    else:
+                        await checkpoint()
+                        if self._open_sock() is None:
+                            raise closed_error()
+                finally:
+                    # However it ends, the caller's buffer is theirs again at
+                    # once (an exception's traceback would keep ``view``).
+                    release(view)
         finally:
             self._trio_sending = False
 
@@ -272,6 +322,8 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         self._trio_sending = True
         try:
             with _StreamErrors(self):
+                if not self._trio_lowat_set:
+                    _limit_unsent(self)
                 await self._blocked(
                     self._writers, wait_writable, None, (), wait_first=True
                 )
@@ -302,9 +354,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
             # send_eof has not shut anything down.
             await checkpoint()
             with _StreamErrors(self):
-                sock = self._sock
-                if sock is None:
-                    raise closed_error()
+                sock = self._live()
                 if not self._trio_eof_sent:
                     sock.shutdown(_SHUT_WR)
                     self._trio_eof_sent = True
@@ -384,6 +434,68 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
                 return data
         finally:
             self._trio_receiving = False
+
+    # -- trio.SocketStream's own surface --------------------------------------
+
+    @overload
+    def setsockopt(self, level: int, option: int, value: int | Buffer) -> None: ...
+
+    @overload
+    def setsockopt(self, level: int, option: int, value: None, length: int) -> None: ...
+
+    def setsockopt(
+        self: _SocketState,
+        level: int,
+        option: int,
+        value: int | Buffer | None,
+        length: int | None = None,
+    ) -> None:
+        """Set a socket option by number, as :meth:`trio.SocketStream.setsockopt`.
+
+        The raw form of :meth:`set_option`, for code written against
+        ``trio.SocketStream`` (``setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)``):
+        ``value`` is an ``int`` or a bytes-like object, or ``None`` with
+        ``length`` for an option that takes a null buffer of that length;
+        see :meth:`socket.socket.setsockopt`.
+
+        Raises:
+          TypeError: ``value`` is ``None`` without ``length``, or given with
+            it.
+          OSError: ``EBADF`` if closed (a
+            :class:`~trio_emtcp.ClosedSocketError`, also a
+            :class:`trio.ClosedResourceError`); the kernel's refusal
+            otherwise.
+        """
+        sock = self._live()
+        if length is None:
+            if value is None:
+                raise TypeError("value: must not be None unless length is given")
+            sock.setsockopt(level, option, value)
+        elif value is not None:
+            raise TypeError(f"value: must be None when length is given, got {value!r}")
+        else:
+            sock.setsockopt(level, option, None, length)
+
+    @overload
+    def getsockopt(self, level: int, option: int) -> int: ...
+
+    @overload
+    def getsockopt(self, level: int, option: int, buffersize: int) -> bytes: ...
+
+    def getsockopt(
+        self: _SocketState, level: int, option: int, buffersize: int = 0
+    ) -> int | bytes:
+        """Read a socket option by number, as :meth:`trio.SocketStream.getsockopt`.
+
+        Returns:
+          An ``int`` when ``buffersize`` is 0, else the option's bytes (at
+          most ``buffersize``); see :meth:`socket.socket.getsockopt`.
+
+        Raises:
+          OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
+        """
+        result: int | bytes = self._live().getsockopt(level, option, buffersize)
+        return result
 
 
 class TrioListenerMixin(trio.abc.Listener["Socket"]):

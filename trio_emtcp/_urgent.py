@@ -225,7 +225,7 @@ async def wait_error(sock: Socket) -> None:
       trio.Cancelled: the task's own cancellation.
     """
     await checkpoint_if_cancelled()
-    raw = sock._sock
+    raw = sock._open_sock()
     waiter: _Waiter | None = None
     try:
         if raw is None:
@@ -337,7 +337,7 @@ async def receive_urgent(sock: Socket, buf: Buffer, flags: int) -> int:
       trio.Cancelled: the task's own cancellation.
     """
     await checkpoint_if_cancelled()
-    raw = sock._sock
+    raw = sock._open_sock()
     try:
         if raw is None:
             raise closed_error()
@@ -384,6 +384,7 @@ def _writable_nbytes(buf: Buffer) -> int:
         mv = memoryview(buf)
     except TypeError:
         raise _socket._read_buffer_error(buf) from None
-    if mv.readonly:
-        raise _socket._read_buffer_error(buf)
-    return mv.nbytes
+    with mv:
+        if mv.readonly:
+            raise _socket._read_buffer_error(buf)
+        return mv.nbytes

@@ -14,6 +14,26 @@ else:
 T = TypeVar("T")
 
 
+def release(view: memoryview) -> None:
+    """Let go of our view of a caller's buffer (SPEC §7).
+
+    A ``memoryview`` of a ``bytearray`` keeps it from being resized until
+    the view is released, and an exception's traceback keeps the frames
+    that hold our views alive: after a cancelled ``send_all`` the caller
+    could not grow its own buffer until the exception was gone.  So every
+    view the library takes of a caller's buffer is released before the
+    operation returns or raises.  A view that code we called still
+    exports (only possible for a duck-typed stream that kept a C-level
+    buffer) is left to the garbage collector.
+    """
+    # try/except, not contextlib.suppress: this runs on every composed
+    # operation, and suppress() builds an object per call.
+    try:  # noqa: SIM105
+        view.release()
+    except BufferError:  # pragma: no cover - needs a C extension keeping it
+        pass
+
+
 def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
     """Give re-exported objects their public ``__module__``.
 
