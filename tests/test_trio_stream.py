@@ -1255,6 +1255,16 @@ async def test_Socket_Trio_send_side_sets_TCP_NOTSENT_LOWAT_on_first_use(
     assert _lowat(a) == 12345
 
 
+async def test_Socket_TCP_NOTSENT_LOWAT_set_first_by_the_program_is_kept(
+    pair: Pair,
+) -> None:
+    a, _ = pair
+    a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 4096)
+    await a.send_all(b"x")
+    await a.wait_send_all_might_not_block()
+    assert _lowat(a) == 4096
+
+
 async def test_Socket_Emilua_writes_never_set_TCP_NOTSENT_LOWAT(pair: Pair) -> None:
     a, b = pair
     unlimited = _lowat(a)
@@ -1275,7 +1285,7 @@ async def test_Socket_TCP_NOTSENT_LOWAT_mark_belongs_to_the_descriptor() -> None
         (await acceptor.accept()).close()
         sock.close()
         await sock.connect(LOOPBACK, acceptor.local_port)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 0)
+        assert _lowat(sock) != TRIO_NOTSENT_LOWAT
         await sock.send_all(b"x")  # a new descriptor: set again
         assert _lowat(sock) == TRIO_NOTSENT_LOWAT
         (await acceptor.accept()).close()

@@ -68,9 +68,21 @@ __all__ = [
 DEFAULT_RECEIVE_SIZE = 65536
 
 #: The unsent-data limit (``TCP_NOTSENT_LOWAT``, bytes) that the Trio send-side
-#: methods set on first use (see :func:`_limit_unsent`).  16 KiB is
-#: ``trio.SocketStream``'s value.
-TRIO_NOTSENT_LOWAT = 16 * 1024
+#: methods set on first use (see :func:`_limit_unsent`).  Not
+#: ``trio.SocketStream``'s 16 KiB: measured here (2 processes, 1 MiB
+#: ``send_all`` writes, paired rounds), 16 KiB cost 12-14 % of the
+#: throughput with no limit, because each 1 MiB write is cut into sends of a
+#: few KiB with a wait between them, while 1 MiB was level with no limit
+#: (0.98x and 1.12x in two runs).  And 1 MiB still makes a socket clogged by
+#: ``send_all`` refuse a further byte, which is what the limit is for (Trio's
+#: clogged-stream check passed 20 of 20 runs at 16 KiB, 256 KiB and 1 MiB,
+#: 0 of 20 at 4 MiB, where the send buffer fills first): the kernel's
+#: default send buffer grows to 4 MiB, so the unsent data reaches the limit
+#: before the buffer is full.  On a system whose ``net.ipv4.tcp_wmem``
+#: maximum is below about 1.2 MiB the buffer fills first and a small send
+#: may still get in; set ``TCP_NOTSENT_LOWAT`` yourself there (with
+#: ``setsockopt``; a value set after the first Trio send is kept).
+TRIO_NOTSENT_LOWAT = 1024 * 1024
 
 _TCP_NOTSENT_LOWAT: int | None = getattr(_stdlib_socket, "TCP_NOTSENT_LOWAT", None)
 _IPPROTO_TCP = _stdlib_socket.IPPROTO_TCP
@@ -456,7 +468,9 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         ``trio.SocketStream`` (``setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)``):
         ``value`` is an ``int`` or a bytes-like object, or ``None`` with
         ``length`` for an option that takes a null buffer of that length;
-        see :meth:`socket.socket.setsockopt`.
+        see :meth:`socket.socket.setsockopt`.  A ``TCP_NOTSENT_LOWAT`` set
+        here is kept: the Trio send-side methods then set none of their
+        own (see :data:`TRIO_NOTSENT_LOWAT`).
 
         Raises:
           TypeError: ``value`` is ``None`` without ``length``, or given with
@@ -467,6 +481,9 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
             otherwise.
         """
         sock = self._live()
+        if level == _IPPROTO_TCP and option == _TCP_NOTSENT_LOWAT:
+            # The program's own limit: the Trio methods must not replace it.
+            self._trio_lowat_set = True
         if length is None:
             if value is None:
                 raise TypeError("value: must not be None unless length is given")
