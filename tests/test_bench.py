@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import trio_emtcp._bench as bench
-from trio_emtcp._bench import _bulk, _pool, _report, _worker
+from trio_emtcp._bench import _bulk, _common, _pool, _report, _request, _worker
 from trio_emtcp._bench._common import (
     CONTENDERS,
     LABELS,
@@ -85,11 +85,14 @@ def test_bench_table_has_every_workload_and_contender(tiny_run: _Run) -> None:
     for workload in bench.workloads(TINY):
         row = rows[f"{workload.title} ({workload.unit})"]
         # A cell per contender, each "median (min-max), ratio" (en dash,
-        # multiplication sign), then the
-        # yes/no column against trio.socket and asyncio.
+        # multiplication sign), or "not run" for a contender the workload
+        # leaves out; then the yes/no column against trio.socket and asyncio.
         cells = [cell.strip() for cell in row.split("|")[2:-1]]
         assert len(cells) == len(CONTENDERS) + 1
-        for cell in cells[:-1]:
+        for contender, cell in zip(CONTENDERS, cells[:-1], strict=True):
+            if contender not in workload.contenders:
+                assert cell == "not run"
+                continue
             assert re.fullmatch(
                 rf"[\d.]+ \([\d.]+{EN_DASH}[\d.]+\), [\d.]+{TIMES}", cell
             ), cell
@@ -106,6 +109,7 @@ def test_bench_report_says_what_is_better_and_ends_with_the_verdict(
     assert "higher is better" in tiny_run.out
     assert "lower is better" in tiny_run.out
     assert "peak RSS" in tiny_run.out
+    assert "median latency of one request (µs)" in tiny_run.out
     last = tiny_run.out.rstrip("\n").splitlines()[-1]
     n = len(bench.WORKLOAD_NAMES)
     assert re.fullmatch(
@@ -122,7 +126,8 @@ def test_bench_progress_goes_to_stderr_one_line_per_measurement(
 ) -> None:
     # Not a terminal here: plain lines, one per workload x contender x round.
     lines = [line for line in tiny_run.err.splitlines() if line.startswith("[")]
-    assert len(lines) == len(bench.WORKLOAD_NAMES) * len(CONTENDERS) * 3
+    measured = sum(len(w.contenders) for w in bench.workloads(TINY))
+    assert len(lines) == measured * 3
     assert re.fullmatch(
         rf"\[1/{len(lines)}\] [\d.]+s bulk-4k \S+ round 1/3: [\d.]+ MiB/s", lines[0]
     )
@@ -149,8 +154,9 @@ def test_bench_json_has_raw_rounds_and_machine(tiny_run: _Run) -> None:
     assert report["settings"]["contenders"] == list(CONTENDERS)
     names = [w["name"] for w in report["workloads"]]
     assert names == list(bench.WORKLOAD_NAMES)
+    runs = {w.name: w.contenders for w in bench.workloads(TINY)}
     for workload in report["workloads"]:
-        assert set(workload["contenders"]) == set(CONTENDERS)
+        assert set(workload["contenders"]) == set(runs[workload["name"]])
         for figures in workload["contenders"].values():
             rounds = figures["rounds"]
             assert len(rounds) == 3
@@ -343,7 +349,7 @@ def test_worker_main_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == (
         "usage: python -m trio_emtcp._bench._worker {bulk,concurrent,any} "
-        "{trio_emtcp,trio.SocketStream,trio.socket,asyncio,stdlib}"
+        "{trio_emtcp,trio_emtcp-trio,trio.SocketStream,trio.socket,asyncio,stdlib}"
     )
 
 
@@ -571,4 +577,50 @@ def test_machine_description_and_line() -> None:
     assert line == (
         "Example CPU, 4 cores (2 usable), Linux 6.1, CPython 3.11.7, "
         "trio 0.35.0, trio_emtcp 0.1.0"
+    )
+
+
+# -- the request workload -------------------------------------------------------
+
+
+@pytest.mark.parametrize("contender", CONTENDERS)
+def test_request_run_answers_every_request(contender: str) -> None:
+    sample = _request.run(contender, 5)
+    assert sample.value > 0
+    assert sample.extra["latency_us"] > 0
+
+
+def test_request_emtcp_gets_tcp_no_delay_from_dial_and_listen() -> None:
+    # The workload sets nothing on trio_emtcp's sockets: the helpers do.
+    # Without TCP_NODELAY each request would wait ~40 ms (Nagle, delayed
+    # ACK); 20 of them stay far below that.  A guard against losing the
+    # rule, not a speed test: the bound is two orders of magnitude away.
+    sample = _request.run(_common.EMTCP, 20)
+    assert sample.extra["latency_us"] < 20_000
+
+
+def test_workloads_name_only_known_contenders() -> None:
+    for workload in bench.workloads(TINY):
+        assert set(workload.contenders) <= set(CONTENDERS)
+        assert _common.EMTCP in workload.contenders
+        assert REFERENCE in workload.contenders
+    names = {
+        w.name for w in bench.workloads(TINY) if _common.EMTCP_TRIO in w.contenders
+    }
+    assert names == {
+        "bulk-4k",
+        "bulk-64k",
+        "bulk-1m",
+        "bulk-4k-2p",
+        "bulk-64k-2p",
+        "bulk-1m-2p",
+        "request",
+    }
+
+
+def test_comparison_table_shows_a_contender_not_run() -> None:
+    rows = [Row("r", "thing", "ops/s", {"ref": [1.0]})]
+    table = _report.comparison_table(rows, ["me", "ref"], {}, "ref", heading="h")
+    assert table.splitlines()[-1] == (
+        f"| thing (ops/s) | not run | 1.00 (1.00{EN_DASH}1.00), 1.00{TIMES} |"
     )

@@ -99,10 +99,12 @@ RIVALS = (TRIO_SOCKET, ASYNCIO)
 PROG = "python -m trio_emtcp bench"
 
 
-# The extra figures of a sample that make rows of the memory table.
-_MEMORY_FIGURES: Mapping[str, str] = {
-    "peak_rss_mib": "peak RSS",
-    "rss_growth_mib": "RSS growth during the round",
+# The extra figures of a sample that make rows of the lower-is-better table:
+# key -> (what it is, unit).
+_EXTRA_FIGURES: Mapping[str, tuple[str, str]] = {
+    "latency_us": ("median latency of one request", "µs"),
+    "peak_rss_mib": ("peak RSS", "MiB"),
+    "rss_growth_mib": ("RSS growth during the round", "MiB"),
 }
 
 
@@ -205,12 +207,13 @@ def run(
     """
     results: dict[str, dict[str, list[Sample]]] = {}
     for workload in chosen:
-        samples: dict[str, list[Sample]] = {c: [] for c in contenders}
+        taking_part = [c for c in contenders if c in workload.contenders]
+        samples: dict[str, list[Sample]] = {c: [] for c in taking_part}
         for k in range(1, rounds + 1):
             # Rotate the order, so that no contender always runs right after
             # a worker's start-up, a garbage collection or the same rival.
-            shift = (k - 1) % len(contenders)
-            for contender in [*contenders[shift:], *contenders[:shift]]:
+            shift = (k - 1) % len(taking_part)
+            for contender in [*taking_part[shift:], *taking_part[:shift]]:
                 progress.begin(workload, contender, k, rounds)
                 gc.collect()
                 try:
@@ -230,9 +233,9 @@ def run(
 def _rows(
     chosen: Sequence[Workload], results: Mapping[str, Mapping[str, Sequence[Sample]]]
 ) -> tuple[list[Row], list[Row]]:
-    """The speed rows and the memory rows of the report."""
+    """The speed rows and the lower-is-better rows (latency, memory)."""
     speed = []
-    memory = []
+    lower = []
     for workload in chosen:
         per = results[workload.name]
         speed.append(
@@ -243,20 +246,20 @@ def _rows(
                 {c: [s.value for s in samples] for c, samples in per.items()},
             )
         )
-        for key, what in _MEMORY_FIGURES.items():
+        for key, (what, unit) in _EXTRA_FIGURES.items():
             if all(key in s.extra for samples in per.values() for s in samples):
-                memory.append(
+                lower.append(
                     Row(
                         f"{workload.name}:{key}",
                         f"{workload.title}: {what}",
-                        "MiB",
+                        unit,
                         {
                             c: [s.extra[key] for s in samples]
                             for c, samples in per.items()
                         },
                     )
                 )
-    return speed, memory
+    return speed, lower
 
 
 def render(
@@ -294,7 +297,7 @@ def render(
                 contenders,
                 LABELS,
                 REFERENCE,
-                heading="memory (MiB) — lower is better",
+                heading="latency and memory — lower is better",
             ),
         ]
     parts += ["", verdict(speed, LABELS, EMTCP, REFERENCE, RIVALS)]
@@ -415,7 +418,10 @@ def main(args: argparse.Namespace) -> int:
         return 1
 
     machine = machine_description()
-    progress = Progress(sys.stderr, len(chosen) * rounds * len(CONTENDERS))
+    progress = Progress(
+        sys.stderr,
+        rounds * sum(len(w.contenders) for w in chosen),
+    )
     started = time.time()
     clock = time.perf_counter()
     # Every round starts with a full collection, so that no contender pays

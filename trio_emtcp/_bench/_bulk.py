@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import trio
 
-from .. import stream
+from .. import ip, stream
 from .._acceptor import Acceptor
 from .._address import Address
 from .._errors import EndOfFile
@@ -36,6 +36,7 @@ from ._common import (
     ASYNCIO,
     BACKLOG,
     EMTCP,
+    EMTCP_TRIO,
     HOST,
     MIB,
     SOCKET_STREAM,
@@ -69,7 +70,7 @@ async def _emtcp_drain(sock: Socket, chunk: int) -> int:
         return got
 
 
-async def _stream_drain(s: trio.SocketStream, chunk: int) -> int:
+async def _stream_drain(s: trio.abc.ReceiveStream, chunk: int) -> int:
     receive_some = s.receive_some
     got = 0
     while data := await receive_some(chunk):
@@ -113,7 +114,9 @@ async def _emtcp_send(sock: Socket, data: bytes, count: int) -> None:
     sock.shutdown("send")
 
 
-async def _stream_send(s: trio.SocketStream, data: bytes, count: int) -> None:
+async def _stream_send(
+    s: trio.abc.HalfCloseableStream, data: bytes, count: int
+) -> None:
     send_all = s.send_all
     for _ in range(count):
         await send_all(data)
@@ -169,8 +172,23 @@ async def _emtcp_local(chunk: int, total: int) -> tuple[float, int]:
         return perf_counter() - start, got
 
 
+async def _emtcp_trio_local(chunk: int, total: int) -> tuple[float, int]:
+    # trio.SocketStream's loops over trio_emtcp sockets.
+    a, b = await _pairs.emtcp_pair()
+    return await _stream_over(a, b, chunk, total)
+
+
 async def _stream_local(chunk: int, total: int) -> tuple[float, int]:
     a, b = await _pairs.stream_pair()
+    return await _stream_over(a, b, chunk, total)
+
+
+async def _stream_over(
+    a: trio.abc.HalfCloseableStream,
+    b: trio.abc.HalfCloseableStream,
+    chunk: int,
+    total: int,
+) -> tuple[float, int]:
     async with a, b:
         got = 0
 
@@ -259,6 +277,8 @@ def run_local(contender: str, chunk: int, total: int) -> Sample:
     """
     if contender == EMTCP:
         seconds, got = trio.run(_emtcp_local, chunk, total)
+    elif contender == EMTCP_TRIO:
+        seconds, got = trio.run(_emtcp_trio_local, chunk, total)
     elif contender == SOCKET_STREAM:
         seconds, got = trio.run(_stream_local, chunk, total)
     elif contender == TRIO_SOCKET:
@@ -291,8 +311,17 @@ async def _emtcp_remote(port: int, chunk: int, total: int) -> tuple[float, int]:
         return perf_counter() - start, _decode_count(answer)
 
 
+async def _emtcp_trio_remote(port: int, chunk: int, total: int) -> tuple[float, int]:
+    return await _stream_send_over(await ip.dial(HOST, port), chunk, total)
+
+
 async def _stream_remote(port: int, chunk: int, total: int) -> tuple[float, int]:
-    s = await trio.open_tcp_stream(HOST, port)
+    return await _stream_send_over(await trio.open_tcp_stream(HOST, port), chunk, total)
+
+
+async def _stream_send_over(
+    s: trio.SocketStream | Socket, chunk: int, total: int
+) -> tuple[float, int]:
     async with s:
         data = bytes(chunk)
         start = perf_counter()
@@ -348,6 +377,8 @@ def run_remote(contender: str, chunk: int, total: int, port: int) -> tuple[float
     """
     if contender == EMTCP:
         return trio.run(_emtcp_remote, port, chunk, total)
+    if contender == EMTCP_TRIO:
+        return trio.run(_emtcp_trio_remote, port, chunk, total)
     if contender == SOCKET_STREAM:
         return trio.run(_stream_remote, port, chunk, total)
     if contender == TRIO_SOCKET:
@@ -386,6 +417,13 @@ async def _emtcp_receive(chunk: int, announce: Announce) -> int:
         return got
 
 
+async def _emtcp_trio_receive(chunk: int, announce: Announce) -> int:
+    async with ip.tcp.listen(HOST, 0, BACKLOG) as acceptor:
+        announce(acceptor.local_port)
+        conn = await acceptor.accept()
+    return await _stream_receive_over(conn, chunk)
+
+
 async def _stream_receive(chunk: int, announce: Announce) -> int:
     listeners = await trio.open_tcp_listeners(0, host=HOST, backlog=BACKLOG)
     try:
@@ -394,6 +432,10 @@ async def _stream_receive(chunk: int, announce: Announce) -> int:
     finally:
         for listener in listeners:
             await trio.aclose_forcefully(listener)
+    return await _stream_receive_over(conn, chunk)
+
+
+async def _stream_receive_over(conn: trio.abc.HalfCloseableStream, chunk: int) -> int:
     async with conn:
         got = await _stream_drain(conn, chunk)
         await conn.send_all(got.to_bytes(_COUNT_SIZE, "big"))
@@ -463,6 +505,8 @@ def receive_one(contender: str, chunk: int, announce: Announce) -> int:
     """
     if contender == EMTCP:
         return trio.run(_emtcp_receive, chunk, announce)
+    if contender == EMTCP_TRIO:
+        return trio.run(_emtcp_trio_receive, chunk, announce)
     if contender == SOCKET_STREAM:
         return trio.run(_stream_receive, chunk, announce)
     if contender == TRIO_SOCKET:

@@ -8,13 +8,24 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
-#: The contenders, in table order.  Every workload runs every one of them.
+#: The contenders, in table order.  A workload runs all of them unless it
+#: names fewer (``Workload.contenders``).
 EMTCP = "trio_emtcp"
+#: trio_emtcp through the Trio stream methods (``send_all``,
+#: ``receive_some``), as code written for ``trio.SocketStream`` uses it.
+EMTCP_TRIO = "trio_emtcp-trio"
 SOCKET_STREAM = "trio.SocketStream"
 TRIO_SOCKET = "trio.socket"
 ASYNCIO = "asyncio"
 STDLIB = "stdlib"
-CONTENDERS: tuple[str, ...] = (EMTCP, SOCKET_STREAM, TRIO_SOCKET, ASYNCIO, STDLIB)
+CONTENDERS: tuple[str, ...] = (
+    EMTCP,
+    EMTCP_TRIO,
+    SOCKET_STREAM,
+    TRIO_SOCKET,
+    ASYNCIO,
+    STDLIB,
+)
 
 #: Every ratio in the report is relative to this contender.
 REFERENCE = SOCKET_STREAM
@@ -23,6 +34,7 @@ REFERENCE = SOCKET_STREAM
 LABELS: Mapping[str, str] = MappingProxyType(
     {
         EMTCP: "trio_emtcp",
+        EMTCP_TRIO: "trio_emtcp (Trio methods)",
         SOCKET_STREAM: "trio.SocketStream",
         TRIO_SOCKET: "trio.socket",
         ASYNCIO: "asyncio streams",
@@ -77,12 +89,14 @@ class Sizes:
       round_trips: ping-pong round trips per round.
       connections: connections per round of the connection-rate workload.
       concurrent: simultaneous connections of the concurrency workload.
+      requests: small requests per round of the request workload.
     """
 
     bulk: Mapping[int, int]
     round_trips: int
     connections: int
     concurrent: int
+    requests: int
 
 
 KIB = 1024
@@ -103,6 +117,8 @@ FULL = Sizes(
     round_trips=20_000,
     connections=2_000,
     concurrent=1_000,
+    # The median of 1,000 request latencies (issue: small-request latency).
+    requests=1_000,
 )
 # --quick: about a fifth of a second per round; the run takes about a
 # minute on a 2-core machine, under two on a loaded one.
@@ -111,6 +127,7 @@ QUICK = Sizes(
     round_trips=8_000,
     connections=1_000,
     concurrent=1_000,
+    requests=1_000,
 )
 # --tiny: every code path once, in about a second; the numbers mean nothing.
 TINY = Sizes(
@@ -118,6 +135,7 @@ TINY = Sizes(
     round_trips=20,
     connections=5,
     concurrent=10,
+    requests=20,
 )
 
 

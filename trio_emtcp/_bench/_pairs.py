@@ -77,7 +77,7 @@ async def stream_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
     return client, server
 
 
-async def stream_read_exactly(stream: trio.SocketStream, size: int) -> bytes:
+async def stream_read_exactly(stream: trio.SocketStream | Socket, size: int) -> bytes:
     """Receive exactly ``size`` bytes with ``receive_some``."""
     data = await stream.receive_some(size)
     if len(data) == size:

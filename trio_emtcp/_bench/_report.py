@@ -22,6 +22,9 @@ from .._version import __version__
 EN_DASH = "\u2013"
 TIMES = "\u00d7"
 
+#: The table cell of a contender that a workload does not run.
+NOT_RUN = "not run"
+
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
@@ -170,9 +173,10 @@ def comparison_table(
 ) -> str:
     """One line per row, one column per contender: ``format_cell``.
 
-    The ratio in each cell is to ``reference``'s median.  With a
-    ``subject`` and ``rivals``, a last column says for each rival whether
-    the subject's median is at least the rival's.
+    The ratio in each cell is to ``reference``'s median; a contender with
+    no values in a row (the workload does not run it) shows
+    :data:`NOT_RUN`.  With a ``subject`` and ``rivals``, a last column says
+    for each rival whether the subject's median is at least the rival's.
     """
     header = [heading, *(labels.get(c, c) for c in contenders)]
     if subject is not None and rivals:
@@ -185,6 +189,9 @@ def comparison_table(
         base = summarize(row.values[reference]).median
         cells = [f"{row.title} ({row.unit})"]
         for contender in contenders:
+            if contender not in row.values:
+                cells.append(NOT_RUN)
+                continue
             summary = summarize(row.values[contender])
             cells.append(format_cell(summary, ratio_to(summary.median, base)))
         if subject is not None and rivals:

@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable
 from typing import final
 
-from . import _bulk, _concurrent, _connect, _percall, _pingpong
-from ._common import CHUNKS, FULL, BenchError, Sample, Sizes
+from . import _bulk, _concurrent, _connect, _percall, _pingpong, _request
+from ._common import CHUNKS, CONTENDERS, EMTCP_TRIO, FULL, BenchError, Sample, Sizes
 from ._pool import WorkerPool
 
 
@@ -42,6 +42,8 @@ class Workload:
       unit: of its values (all of them: higher is better).
       measure: runs one round for one contender.
       role: the worker processes it needs (see ``_pool``), if any.
+      contenders: the contenders it runs, in table order; the others are
+        shown as not run.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Workload:
     unit: str
     measure: Callable[[str, Context], Sample]
     role: str | None = None
+    contenders: tuple[str, ...] = CONTENDERS
 
 
 def _bulk_local(chunk: int) -> Callable[[str, Context], Sample]:
@@ -112,6 +115,17 @@ def _concurrent_connections(contender: str, ctx: Context) -> Sample:
     return _concurrent.sample(contender, count, figures)
 
 
+def _requests(contender: str, ctx: Context) -> Sample:
+    return _request.run(contender, ctx.sizes.requests)
+
+
+# The workloads the Trio-methods contender runs: those where code written
+# for trio.SocketStream meets trio_emtcp (bulk: TCP_NOTSENT_LOWAT is set
+# by send_all; requests: the TCP_NODELAY rule).  Elsewhere it would only
+# repeat the trio_emtcp column.
+_WITHOUT_TRIO_METHODS = tuple(c for c in CONTENDERS if c != EMTCP_TRIO)
+
+
 def _chunk_title(short: str) -> str:
     return {"4k": "4 KiB", "64k": "64 KiB", "1m": "1 MiB"}[short]
 
@@ -144,6 +158,7 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "per call: 1 B read, data ready (fast path)",
             "calls/s",
             _per_call,
+            contenders=_WITHOUT_TRIO_METHODS,
         )
     )
     for size in (1, 64):
@@ -153,14 +168,24 @@ def workloads(sizes: Sizes) -> list[Workload]:
                 f"ping-pong, {size} B messages",
                 "round trips/s",
                 _round_trips(size),
+                contenders=_WITHOUT_TRIO_METHODS,
             )
         )
+    found.append(
+        Workload(
+            "request",
+            "small request (two writes) + reply, from the dial/listen helpers",
+            "requests/s",
+            _requests,
+        )
+    )
     found.append(
         Workload(
             "connect",
             "connect + accept + echo + close",
             "connections/s",
             _connections,
+            contenders=_WITHOUT_TRIO_METHODS,
         )
     )
     found.append(
@@ -170,6 +195,7 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "connections/s",
             _concurrent_connections,
             role="concurrent",
+            contenders=_WITHOUT_TRIO_METHODS,
         )
     )
     return found
