@@ -4,14 +4,15 @@ Socket as a ``trio.abc.HalfCloseableStream`` (Trio's own conformance suite
 plus the edges it does not pin down: messages, chaining, cancel()),
 Acceptor as a ``trio.abc.Listener`` under ``trio.serve_listeners``,
 ``trio.SSLStream`` over a Socket, the closed-object error that both
-vocabularies catch, and anyio's trio backend.
+vocabularies catch, trio.SocketStream's own surface, buffers released,
+descriptors closed underfoot and TCP_NOTSENT_LOWAT.  anyio is in
+test_anyio.py.
 """
 
 from __future__ import annotations
 
 import array
 import errno
-import importlib.util
 import os
 import select
 import socket
@@ -45,12 +46,6 @@ from .helpers import (
     no_fd_leak,
     open_fds,
 )
-
-HAVE_ANYIO = importlib.util.find_spec("anyio") is not None
-if HAVE_ANYIO:
-    import anyio
-    import anyio.abc
-    import anyio.streams.buffered
 
 LOOPBACK = Address.loopback_v4()
 Pair = tuple[Socket, Socket]
@@ -838,125 +833,6 @@ async def test_SSLStream_over_Socket_passes_check_two_way_stream() -> None:
 
     with no_fd_leak():
         await trio.testing.check_two_way_stream(tls_maker, None)
-
-
-# -- anyio's trio backend -----------------------------------------------------
-
-if HAVE_ANYIO:
-
-    class AnyioByteStream(anyio.abc.ByteStream):
-        """A trio_emtcp ``Socket`` as an anyio ``ByteStream`` (trio backend).
-
-        anyio's stream names (``send``/``receive``) are Emilua's socket
-        methods with other meanings, so the socket cannot be one itself;
-        this adapter maps anyio's calls onto the Trio stream methods and
-        Trio's exceptions onto anyio's.
-        """
-
-        def __init__(self, socket: Socket) -> None:
-            self.socket = socket
-
-        async def receive(self, max_bytes: int = 65536) -> bytes:
-            try:
-                data = await self.socket.receive_some(max_bytes)
-            except trio.ClosedResourceError as exc:
-                raise anyio.ClosedResourceError from exc
-            except trio.BrokenResourceError as exc:
-                raise anyio.BrokenResourceError from exc.__cause__
-            if not data:
-                raise anyio.EndOfStream
-            return data
-
-        async def send(self, item: bytes) -> None:
-            try:
-                await self.socket.send_all(item)
-            except trio.ClosedResourceError as exc:
-                raise anyio.ClosedResourceError from exc
-            except trio.BrokenResourceError as exc:
-                raise anyio.BrokenResourceError from exc.__cause__
-
-        async def send_eof(self) -> None:
-            await self.socket.send_eof()
-
-        async def aclose(self) -> None:
-            await self.socket.aclose()
-
-        @property
-        def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
-            sock = self.socket
-            attr = anyio.abc.SocketAttribute
-            return {
-                attr.local_address: lambda: (str(sock.local_address), sock.local_port),
-                attr.local_port: lambda: sock.local_port,
-                attr.remote_address: lambda: (
-                    str(sock.remote_address),
-                    sock.remote_port,
-                ),
-                attr.remote_port: lambda: sock.remote_port,
-            }
-
-
-needs_anyio = pytest.mark.skipif(not HAVE_ANYIO, reason="anyio is not installed")
-
-
-@needs_anyio
-def test_anyio_run_with_trio_backend_drives_a_Socket() -> None:
-    # anyio.run(backend="trio") is trio.run underneath; the socket, its
-    # cancel() and anyio's own cancel scopes all work there.
-    results: list[object] = []
-
-    async def main() -> None:
-        a, b = await socket_pair()
-        async with a, b:
-            async with anyio.create_task_group() as tg:
-
-                async def reader() -> None:
-                    buf = bytearray(16)
-                    n = await b.read_some(buf)
-                    results.append(bytes(buf[:n]))
-
-                tg.start_soon(reader)
-                await trio_emtcp.stream.write_all(a, b"via anyio")
-            with anyio.CancelScope() as scope:
-                scope.cancel()
-                await b.read_some(bytearray(1))
-            results.append(scope.cancel_called)
-            # sock.cancel() from an anyio task: OperationAborted, as in trio.
-            async with anyio.create_task_group() as tg:
-
-                async def aborted() -> None:
-                    with pytest.raises(OperationAborted):
-                        await b.receive_some()
-                    results.append("aborted")
-
-                tg.start_soon(aborted)
-                await anyio.wait_all_tasks_blocked()
-                b.cancel()
-
-    anyio.run(main, backend="trio")
-    assert results == [b"via anyio", True, "aborted"]
-
-
-@needs_anyio
-async def test_anyio_stream_adapter_over_Socket(pair: Pair) -> None:
-    # pytest-trio runs this under Trio, which anyio detects as its backend.
-    a, b = pair
-    left, right = AnyioByteStream(a), AnyioByteStream(b)
-    assert left.extra(anyio.abc.SocketAttribute.remote_port) == b.local_port
-    assert right.extra(anyio.abc.SocketAttribute.local_address) == (
-        "127.0.0.1",
-        b.local_port,
-    )
-    buffered = anyio.streams.buffered.BufferedByteReceiveStream(right)
-    await left.send(b"first line\nsecond")
-    assert await buffered.receive_until(b"\n", 100) == b"first line"
-    await left.send_eof()
-    assert await buffered.receive_exactly(6) == b"second"
-    with pytest.raises(anyio.EndOfStream):
-        await right.receive()
-    await right.aclose()
-    with pytest.raises(anyio.ClosedResourceError):
-        await right.receive()
 
 
 # -- trio.SocketStream's own surface (SPEC §7) --------------------------------
