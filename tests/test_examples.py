@@ -20,14 +20,16 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+import trio_emtcp
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Socket
 
@@ -406,4 +408,85 @@ async def test_serve_listeners_script_stops_on_sigint() -> None:
         async with await trio.open_tcp_stream("127.0.0.1", int(match.group(1))) as c:
             await c.send_all(b"ping")
             assert await c.receive_some() == b"ping"
+        assert await script.interrupt() == (0, "stopped\n")
+
+
+# -- websocket_echo.py: trio-websocket on an Acceptor (SPEC §7) --------------------
+
+websocket_echo = load_example("websocket_echo")
+
+
+def _websocket_client(port: int, messages: Sequence[bytes | str]) -> list[bytes | str]:
+    """Send each message and read its echo, with the ``websockets`` package.
+
+    A different WebSocket implementation from the server's (its own
+    framing, masking and handshake code), over a blocking socket.
+    """
+    from websockets.sync.client import connect
+
+    echoes: list[bytes | str] = []
+    with connect(
+        f"ws://127.0.0.1:{port}/", max_size=None, open_timeout=10, close_timeout=10
+    ) as ws:
+        for message in messages:
+            ws.send(message)
+            echoes.append(ws.recv(timeout=10))
+    return echoes
+
+
+async def test_websocket_echo_large_and_many_small_messages() -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    small: list[bytes | str] = [f"message {n}" for n in range(300)]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(websocket_echo.serve, 0)
+            echoes = await trio.to_thread.run_sync(
+                _websocket_client, port, [big, *small]
+            )
+            nursery.cancel_scope.cancel()
+    assert echoes[0] == big
+    assert echoes[1:] == small
+    # Cancelled, the server closed its acceptor.
+    async with Socket() as probe:
+        with pytest.raises(ConnectionRefusedError):
+            await probe.connect(Address.loopback_v4(), port)
+
+
+async def test_websocket_server_sees_the_peer_in_the_Socket_repr() -> None:
+    # trio-websocket names a peer by its SocketStream's socket, else by
+    # repr(stream): the repr carries both endpoints.
+    remotes: list[object] = []
+
+    async def handler(request: Any) -> None:
+        ws = await request.accept()
+        remotes.append(ws.remote)
+        await ws.send_message(await ws.get_message())
+
+    listener = trio_emtcp.ip.tcp.listen("127.0.0.1", 0)
+    port = listener.local_port
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server = websocket_echo.WebSocketServer(handler, [listener])
+            await nursery.start(server.run)
+            assert await trio.to_thread.run_sync(_websocket_client, port, ["x"]) == [
+                "x"
+            ]
+            nursery.cancel_scope.cancel()
+    assert len(remotes) == 1
+    assert re.fullmatch(
+        rf"<trio_emtcp\.ip\.tcp\.Socket v4 127\.0\.0\.1:{port} -> "
+        r"127\.0\.0\.1:\d+>",
+        str(remotes[0]),
+    ), remotes
+
+
+async def test_websocket_echo_script_stops_on_sigint() -> None:
+    async with server_script("websocket_echo.py", "0") as script:
+        line = script.first_line
+        match = re.fullmatch(r"listening on ws://127\.0\.0\.1:(\d+)/\n", line)
+        assert match, line
+        echoes = await trio.to_thread.run_sync(
+            _websocket_client, int(match.group(1)), [b"ping"]
+        )
+        assert echoes == [b"ping"]
         assert await script.interrupt() == (0, "stopped\n")
