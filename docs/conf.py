@@ -26,7 +26,8 @@ nitpicky = True
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(trio|socket|ssl|ipaddress|enum|re|os|collections|typing|errno)(\..*)?",
+        r"(trio|socket|ssl|ipaddress|enum|re|os|collections|typing|errno|anyio)"
+        r"(\..*)?",
     ),
     (
         r"py:.*",
@@ -36,7 +37,7 @@ nitpick_ignore_regex = [
         r"Exception|ConnectionRefusedError|ConnectionResetError|BrokenPipeError|"
         r"TimeoutError|BlockingIOError|NotImplementedError|array|Pattern|"
         r"IPv4Address|IPv6Address|ExceptionGroup|T|_S|Self|AsyncIterator|"
-        r"TracebackType|BinaryIO|IO)",
+        r"TracebackType|BinaryIO|IO|Mapping)",
     ),
     (r"py:.*", r"trio_emtcp\._.*"),
 ]

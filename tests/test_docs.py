@@ -9,12 +9,19 @@ from pathlib import Path
 import pytest
 
 import trio_emtcp
+import trio_emtcp.anyio
 import trio_emtcp.ip
 import trio_emtcp.ip.tcp
 import trio_emtcp.stream
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference"
-MODULES = [trio_emtcp, trio_emtcp.ip, trio_emtcp.ip.tcp, trio_emtcp.stream]
+MODULES = [
+    trio_emtcp,
+    trio_emtcp.ip,
+    trio_emtcp.ip.tcp,
+    trio_emtcp.stream,
+    trio_emtcp.anyio,
+]
 _DIRECTIVE = re.compile(
     r"^\.\. (?:auto)?(?:class|function|exception|data|decorator)::\s+(\S+)", re.M
 )

@@ -213,8 +213,10 @@ class AnyioSocketStream(anyio.abc.SocketStream):
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """anyio's typed attributes: family, local and remote address and port,
-        and ``raw_socket`` (the stdlib socket object).
+        """The typed attributes anyio defines for sockets.
+
+        Family, local and remote address and port, and ``raw_socket`` (the
+        stdlib socket object).
 
         Raises:
           ClosedSocketError: the socket is closed.
@@ -228,7 +230,7 @@ class AnyioListener(anyio.abc.SocketListener):
 
     Made by :func:`wrap_acceptor`.  :meth:`accept` returns an
     :class:`AnyioSocketStream` with ``tcp_no_delay`` on, as anyio's own
-    TCP listeners do; :meth:`serve` (anyio's) runs a handler per
+    TCP listeners do; ``serve`` (anyio's) runs a handler per
     connection in a task group.
     """
 
@@ -277,8 +279,9 @@ class AnyioListener(anyio.abc.SocketListener):
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """anyio's typed attributes: family, local address and port,
-        ``raw_socket``.
+        """The typed attributes anyio defines for listeners.
+
+        Family, local address and port, and ``raw_socket``.
 
         Raises:
           ClosedSocketError: the acceptor is closed.

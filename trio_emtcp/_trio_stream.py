@@ -470,7 +470,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         ``length`` for an option that takes a null buffer of that length;
         see :meth:`socket.socket.setsockopt`.  A ``TCP_NOTSENT_LOWAT`` set
         here is kept: the Trio send-side methods then set none of their
-        own (see :data:`TRIO_NOTSENT_LOWAT`).
+        own (see :doc:`/trio-ecosystem`).
 
         Raises:
           TypeError: ``value`` is ``None`` without ``length``, or given with
