@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
@@ -156,3 +157,30 @@ async def failing(
         assert_not_exported(buf)
     else:
         raise AssertionError(f"expected {expected}")
+
+
+# -- a peer that vanished (SPEC §10) ----------------------------------------------
+
+
+@contextmanager
+def blackhole(port: int) -> Iterator[None]:
+    """Drop every packet sent to loopback ``port``, as if its owner vanished.
+
+    A packet-filter rule for the test's own port only (nothing else on the
+    machine is touched), deleted on the way out.  Skips where the machine
+    does not allow it: not root, no ``iptables`` (required under CI,
+    which installs it), or a kernel without the packet filter.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("blackholing a port needs root (a packet-filter rule)")
+    tool = require_tool("iptables")
+    rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+    added = subprocess.run(
+        [tool, "-w", "-I", *rule], capture_output=True, text=True, check=False
+    )
+    if added.returncode != 0:
+        pytest.skip(f"iptables refused the rule: {added.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run([tool, "-w", "-D", *rule], check=True, capture_output=True)

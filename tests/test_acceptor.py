@@ -737,6 +737,41 @@ async def test_Acceptor_options_are_kernel_options() -> None:
         assert acceptor.get_option("enable_connection_aborted") is True
 
 
+async def test_Acceptor_dead_peer_options_reach_accepted_sockets() -> None:
+    # Linux copies them from the listener to each accepted socket: one
+    # syscall per option, not per connection (SPEC §10).
+    async with Acceptor() as acceptor:
+        acceptor.open(LOOPBACK)
+        acceptor.bind(LOOPBACK, 0)
+        acceptor.set_option("keep_alive", True)
+        acceptor.set_option("keep_alive_idle", 60)
+        acceptor.set_option("keep_alive_interval", 10)
+        acceptor.set_option("keep_alive_count", 6)
+        acceptor.set_option("user_timeout", 2.5)
+        acceptor.listen()
+        assert acceptor.get_option("keep_alive") is True
+        assert acceptor.get_option("keep_alive_idle") == 60
+        assert acceptor.get_option("user_timeout") == 2.5
+        async with Socket() as client:
+            await client.connect(LOOPBACK, acceptor.local_port)
+            async with await acceptor.accept() as server:
+                assert server.get_option("keep_alive") is True
+                assert server.get_option("keep_alive_idle") == 60
+                assert server.get_option("keep_alive_interval") == 10
+                assert server.get_option("keep_alive_count") == 6
+                assert server.get_option("user_timeout") == 2.5
+                assert client.get_option("keep_alive") is False
+
+
+async def test_Acceptor_dead_peer_options_bad_values() -> None:
+    async with Acceptor() as acceptor:
+        acceptor.open("v4")
+        with pytest.raises(ValueError, match=r"^value: keep_alive_count must be in 1"):
+            acceptor.set_option("keep_alive_count", 0)
+        with pytest.raises(TypeError, match=r"^value: user_timeout expects seconds"):
+            acceptor.set_option("user_timeout", None)  # type: ignore[arg-type]
+
+
 async def test_Acceptor_enable_connection_aborted_is_per_acceptor() -> None:
     async with Acceptor() as a, Acceptor() as b:
         a.open("v4")
@@ -854,9 +889,14 @@ async def test_Acceptor_unknown_option_lists_known_ones() -> None:
         [
             "debug",
             "enable_connection_aborted",
+            "keep_alive",
+            "keep_alive_count",
+            "keep_alive_idle",
+            "keep_alive_interval",
             "reuse_address",
             "reuse_port",
             "tcp_no_delay",
+            "user_timeout",
             "v6_only",
         ]
     )

@@ -164,9 +164,10 @@ ROWS = [
         lambda c: c.a.set_option("nodelay", True),
         ValueError,
         r"^name: unknown option 'nodelay'; known options: debug, do_not_route, "
-        r"keep_alive, linger, out_of_band_inline, receive_buffer_size, "
+        r"keep_alive, keep_alive_count, keep_alive_idle, keep_alive_interval, "
+        r"linger, out_of_band_inline, receive_buffer_size, "
         r"receive_low_watermark, send_buffer_size, send_low_watermark, "
-        r"tcp_no_delay, v6_only$",
+        r"tcp_no_delay, user_timeout, v6_only$",
     ),
     Row(
         "Socket.set_option-int-for-bool",
@@ -207,11 +208,12 @@ ROWS = [
     ),
     Row(
         "Acceptor.set_option-socket-only-name",
-        lambda c: c.acceptor.set_option("keep_alive", True),
+        lambda c: c.acceptor.set_option("out_of_band_inline", True),
         ValueError,
-        r"^name: unknown option 'keep_alive'; known options: debug, "
-        r"enable_connection_aborted, reuse_address, (reuse_port, )?tcp_no_delay, "
-        r"v6_only$",
+        r"^name: unknown option 'out_of_band_inline'; known options: debug, "
+        r"enable_connection_aborted, keep_alive, keep_alive_count, keep_alive_idle, "
+        r"keep_alive_interval, reuse_address, (reuse_port, )?tcp_no_delay, "
+        r"user_timeout, v6_only$",
     ),
     Row(
         "Acceptor.set_option-int-for-bool",

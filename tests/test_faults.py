@@ -33,9 +33,10 @@ import trio.testing
 from trio.testing import wait_all_tasks_blocked
 
 from trio_emtcp import EndOfFile, OperationAborted, _urgent, ip, socket_pair, stream
+from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
-from .helpers import open_fds
+from .helpers import blackhole, listening, open_fds
 
 LOOPBACK = "127.0.0.1"
 
@@ -922,3 +923,53 @@ async def test_library_path_leaves_no_ResourceWarning(
 ) -> None:
     async with _no_resource_warning():
         await LIBRARY_PATHS[path](tmp_path)
+
+
+# -- dead peers (SPEC §10): the kernel's own timers, on the real clock ---------------
+
+
+async def _connected(acceptor: Acceptor) -> tuple[Socket, Socket]:
+    client = Socket()
+    await client.connect(Address.loopback_v4(), acceptor.local_port)
+    return client, await acceptor.accept()
+
+
+async def test_keep_alive_timers_find_a_vanished_peer_under_an_idle_read() -> None:
+    async with listening() as acceptor:
+        client, server = await _connected(acceptor)
+        async with client, server:
+            client.set_option("keep_alive", True)
+            client.set_option("keep_alive_idle", 1)
+            client.set_option("keep_alive_interval", 1)
+            client.set_option("keep_alive_count", 1)
+            with blackhole(acceptor.local_port):
+                start = trio.current_time()
+                # The bound: 1 s of silence, 1 probe 1 s apart, then the
+                # kernel gives up; a margin for a loaded machine.
+                with trio.fail_after(8), pytest.raises(TimeoutError) as info:
+                    await client.read_some(bytearray(16))
+                elapsed = trio.current_time() - start
+    assert info.value.errno == errno.ETIMEDOUT
+    assert 1.5 <= elapsed < 8
+
+
+async def _write_for_ever(sock: Socket) -> None:
+    while True:
+        await sock.write_some(b"x" * 65536)
+
+
+async def test_user_timeout_finds_a_vanished_peer_under_a_blocked_write() -> None:
+    async with listening() as acceptor:
+        client, server = await _connected(acceptor)
+        async with client, server:
+            client.set_option("user_timeout", 1)
+            with blackhole(acceptor.local_port):
+                start = trio.current_time()
+                # Nothing written is acknowledged any more: writes fill the
+                # buffers and block, and after 1 s unacknowledged the
+                # kernel drops the connection.
+                with trio.fail_after(8), pytest.raises(TimeoutError) as info:
+                    await _write_for_ever(client)
+                elapsed = trio.current_time() - start
+    assert info.value.errno == errno.ETIMEDOUT
+    assert 0.9 <= elapsed < 8

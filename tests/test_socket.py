@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import array
 import contextlib
+import dataclasses
 import errno
+import math
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -328,6 +331,125 @@ async def test_Socket_set_option_bad_arguments(
         sock.open("v4")
         with pytest.raises(exc, match=pattern):
             sock.set_option(name, value)
+
+
+# -- dead-peer options (SPEC §10) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "level", "option", "raw"),
+    [
+        ("keep_alive_idle", 1, socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1),
+        ("keep_alive_idle", 32767, socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 32767),
+        ("keep_alive_interval", 7, socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 7),
+        ("keep_alive_count", 127, socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 127),
+        ("keep_alive_count", 1, socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 1),
+        ("user_timeout", 3, socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 3000),
+        ("user_timeout", 1.5, socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1500),
+        ("user_timeout", 0.0004, socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 0),
+        ("user_timeout", 0, socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 0),
+    ],
+)
+async def test_Socket_dead_peer_options(
+    name: str, value: float, level: int, option: int, raw: int
+) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        sock.set_option(name, value)
+        assert sock.getsockopt(level, option) == raw
+        got = sock.get_option(name)
+        if name == "user_timeout":
+            # Kept in whole milliseconds, read back as float seconds.
+            assert type(got) is float
+            assert got == raw / 1000
+        else:
+            assert got == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "exc", "pattern"),
+    [
+        (
+            "keep_alive_idle",
+            0,
+            ValueError,
+            r"^value: keep_alive_idle must be in 1\.\.32767 seconds, got 0$",
+        ),
+        (
+            "keep_alive_interval",
+            32768,
+            ValueError,
+            r"^value: keep_alive_interval must be in 1\.\.32767 seconds, got 32768$",
+        ),
+        (
+            "keep_alive_count",
+            128,
+            ValueError,
+            r"^value: keep_alive_count must be in 1\.\.127 probes, got 128$",
+        ),
+        (
+            "keep_alive_idle",
+            1.5,
+            TypeError,
+            r"^value: keep_alive_idle expects an int, got float$",
+        ),
+        (
+            "keep_alive_count",
+            True,
+            TypeError,
+            r"^value: keep_alive_count expects an int, got bool$",
+        ),
+        (
+            "user_timeout",
+            -1,
+            ValueError,
+            r"^value: user_timeout must be in 0\.\.2147483\.647 seconds "
+            r"\(0: the kernel's default\), got -1$",
+        ),
+        ("user_timeout", math.nan, ValueError, r"^value: user_timeout must be in "),
+        ("user_timeout", math.inf, ValueError, r"^value: user_timeout must be in "),
+        ("user_timeout", 2**31, ValueError, r"^value: user_timeout must be in "),
+        (
+            "user_timeout",
+            "3",
+            TypeError,
+            r"^value: user_timeout expects seconds as an int or a float, got str$",
+        ),
+        (
+            "user_timeout",
+            False,
+            TypeError,
+            r"^value: user_timeout expects seconds as an int or a float, got bool$",
+        ),
+    ],
+)
+async def test_Socket_dead_peer_options_bad_values(
+    name: str, value: Any, exc: type[Exception], pattern: str
+) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        before = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        with pytest.raises(exc, match=pattern):
+            sock.set_option(name, value)
+        # Nothing changed.
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == before
+        assert sock.get_option("user_timeout") == 0.0
+
+
+async def test_Socket_dead_peer_option_missing_on_the_platform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trio_emtcp import _options
+
+    missing = dataclasses.replace(_options.SOCKET_OPTIONS["user_timeout"], name=None)
+    monkeypatch.setitem(_options.SOCKET_OPTIONS, "user_timeout", missing)
+    async with Socket() as sock:
+        sock.open("v4")
+        pattern = rf"^name: user_timeout is not available on {sys.platform}$"
+        with pytest.raises(ValueError, match=pattern):
+            sock.set_option("user_timeout", 1)
+        with pytest.raises(ValueError, match=pattern):
+            sock.get_option("user_timeout")
 
 
 async def test_Socket_send_low_watermark_refused_on_linux() -> None:

@@ -96,21 +96,27 @@ class Acceptor(SocketBase, TrioListenerMixin):
             raise ValueError(f"backlog: must be >= 0, got {backlog}")
         self._live().listen(backlog)
 
-    def set_option(self, name: str, value: bool) -> None:
+    def set_option(self, name: str, value: bool | float) -> None:
         """Set an acceptor option by its Emilua name.
 
         Names: ``reuse_address``, ``enable_connection_aborted`` (whether
         :meth:`accept` reports ``ECONNABORTED``/``EPROTO`` instead of
         retrying; kept by the acceptor, not the kernel), ``debug``,
-        ``v6_only`` and, beyond Emilua, ``reuse_port`` (``SO_REUSEPORT``,
-        where the platform has it) and ``tcp_no_delay`` (the kernel copies
-        it to every connection accepted afterwards; :func:`ip.tcp.listen
-        <trio_emtcp.ip.tcp.listen>` turns it on, an acceptor built by hand
-        leaves it off as Emilua does).  All take a ``bool``.
+        ``v6_only``; and, beyond Emilua, ``reuse_port`` (``SO_REUSEPORT``,
+        where the platform has it), and options the kernel copies to every
+        connection accepted afterwards: ``tcp_no_delay``
+        (:func:`ip.tcp.listen <trio_emtcp.ip.tcp.listen>` turns it on, an
+        acceptor built by hand leaves it off as Emilua does),
+        ``keep_alive`` and the dead-peer options ``keep_alive_idle``,
+        ``keep_alive_interval``, ``keep_alive_count`` and
+        ``user_timeout``, with the values and ranges of
+        :meth:`Socket.set_option <trio_emtcp.ip.tcp.Socket.set_option>`
+        (see :doc:`/dead-peers`).  The others take a ``bool``.
 
         Raises:
           TypeError: ``name`` or ``value`` has the wrong type.
-          ValueError: ``name`` is unknown (the message lists the known ones).
+          ValueError: ``name`` is unknown (the message lists the known ones)
+            or not available on this platform, or ``value`` is out of range.
           OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
         """
         opt = _options.lookup(_options.ACCEPTOR_OPTIONS, name)
@@ -119,21 +125,23 @@ class Acceptor(SocketBase, TrioListenerMixin):
         if opt.codec == "flag":
             self._enable_connection_aborted = bool(encoded)
         else:
-            sock.setsockopt(opt.level, opt.name, encoded)
+            _options.set_option(sock, opt, encoded)
 
-    def get_option(self, name: str) -> bool:
+    def get_option(self, name: str) -> bool | int | float:
         """Read an acceptor option (see :meth:`set_option`).
 
         Raises:
           TypeError: ``name`` is not a ``str``.
-          ValueError: ``name`` is unknown.
+          ValueError: ``name`` is unknown or not available on this platform.
           OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
         """
         opt = _options.lookup(_options.ACCEPTOR_OPTIONS, name)
         sock = self._live()
         if opt.codec == "flag":
             return self._enable_connection_aborted
-        return bool(_options.get_option(sock, opt))
+        value = _options.get_option(sock, opt)
+        assert not isinstance(value, tuple)  # linger is not an acceptor option
+        return value
 
     async def accept(self) -> Socket:
         """Wait for a connection and return it as an open, connected Socket.

@@ -8,6 +8,7 @@ the real list.
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import sys
@@ -21,10 +22,16 @@ __all__ = [
     "encode",
     "get_option",
     "lookup",
+    "set_option",
 ]
 
-Codec = Literal["bool", "int", "bufsize", "linger", "flag"]
-OptionValue = bool | int | tuple[bool, int]
+# How a value is checked and encoded: "bool", "int" (>= 0), "bufsize" (an
+# int, halved on read), "linger" (two values), "flag" (kept by the object,
+# not the kernel), "range" (an int within the option's low..high, the unit
+# in ``unit``) and "millis" (seconds as int or float, kept by the kernel in
+# whole milliseconds).
+Codec = Literal["bool", "int", "bufsize", "linger", "flag", "range", "millis"]
+OptionValue = bool | int | float | tuple[bool, int]
 
 _LINGER = struct.Struct("ii")
 
@@ -37,8 +44,50 @@ _BUFSIZE_READ_DIVISOR = 2 if sys.platform.startswith("linux") else 1
 @dataclass(frozen=True)
 class _Option:
     level: int
-    name: int
+    # None where the platform has no such option (``set_option`` and
+    # ``get_option`` then say so).
+    name: int | None
     codec: Codec
+    low: int = 0
+    high: int = 0
+    unit: str = ""
+
+
+# The dead-peer options (SPEC §10).  The ranges are Linux's: it refuses
+# TCP_KEEPIDLE/TCP_KEEPINTVL outside 1..MAX_TCP_KEEPIDLE (32767 s) and
+# TCP_KEEPCNT outside 1..MAX_TCP_KEEPCNT (127); TCP_USER_TIMEOUT is an int
+# of milliseconds (0 = the kernel's default).  macOS calls the first one
+# TCP_KEEPALIVE.
+_MAX_MILLIS = 2**31 - 1
+_DEAD_PEER_OPTIONS: dict[str, _Option] = {
+    "keep_alive_idle": _Option(
+        socket.IPPROTO_TCP,
+        getattr(socket, "TCP_KEEPIDLE", getattr(socket, "TCP_KEEPALIVE", None)),
+        "range",
+        1,
+        32767,
+        "seconds",
+    ),
+    "keep_alive_interval": _Option(
+        socket.IPPROTO_TCP,
+        getattr(socket, "TCP_KEEPINTVL", None),
+        "range",
+        1,
+        32767,
+        "seconds",
+    ),
+    "keep_alive_count": _Option(
+        socket.IPPROTO_TCP,
+        getattr(socket, "TCP_KEEPCNT", None),
+        "range",
+        1,
+        127,
+        "probes",
+    ),
+    "user_timeout": _Option(
+        socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), "millis"
+    ),
+}
 
 
 SOCKET_OPTIONS: dict[str, _Option] = {
@@ -53,6 +102,7 @@ SOCKET_OPTIONS: dict[str, _Option] = {
     "do_not_route": _Option(socket.SOL_SOCKET, socket.SO_DONTROUTE, "bool"),
     "debug": _Option(socket.SOL_SOCKET, socket.SO_DEBUG, "bool"),
     "v6_only": _Option(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, "bool"),
+    **_DEAD_PEER_OPTIONS,
 }
 
 # ``enable_connection_aborted`` is not a kernel option: like Asio's flag it
@@ -67,6 +117,11 @@ ACCEPTOR_OPTIONS: dict[str, _Option] = {
     "enable_connection_aborted": _Option(0, 0, "flag"),
     "debug": _Option(socket.SOL_SOCKET, socket.SO_DEBUG, "bool"),
     "v6_only": _Option(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, "bool"),
+    # Beyond Emilua: set on the listening socket, these reach every
+    # connection accepted from it (Linux copies them), at one syscall per
+    # option instead of one per connection.
+    "keep_alive": _Option(socket.SOL_SOCKET, socket.SO_KEEPALIVE, "bool"),
+    **_DEAD_PEER_OPTIONS,
 }
 if hasattr(socket, "SO_REUSEPORT"):
     # Beyond Emilua (SPEC §3): lets several worker processes share a port.
@@ -80,17 +135,21 @@ def lookup(table: dict[str, _Option], name: object) -> _Option:
 
     Raises:
       TypeError: ``name`` is not a ``str``.
-      ValueError: ``name`` is not one of the table's options.
+      ValueError: ``name`` is not one of the table's options, or the
+        platform lacks it.
     """
     if not isinstance(name, str):
         raise TypeError(f"name: expected an option name (str), got {_tn(name)}")
     try:
-        return table[name]
+        opt = table[name]
     except KeyError:
         known = ", ".join(sorted(table))
         raise ValueError(
             f"name: unknown option {name!r}; known options: {known}"
         ) from None
+    if opt.name is None:
+        raise ValueError(f"name: {name} is not available on {sys.platform}")
+    return opt
 
 
 def encode(name: str, opt: _Option, value: object, timeout: object) -> int | bytes:
@@ -117,7 +176,39 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
         if not isinstance(value, bool):
             raise TypeError(f"value: {name} expects a bool, got {_tn(value)}")
         return int(value)
+    if opt.codec == "range":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"value: {name} expects an int, got {_tn(value)}")
+        if not opt.low <= value <= opt.high:
+            raise ValueError(
+                f"value: {name} must be in {opt.low}..{opt.high} {opt.unit}, "
+                f"got {value}"
+            )
+        return int(value)
+    if opt.codec == "millis":
+        return _millis_arg(name, value)
     return _int_arg(value, "value")
+
+
+def _millis_arg(name: str, value: object) -> int:
+    """Seconds (``int`` or ``float``) as the kernel's whole milliseconds.
+
+    Raises:
+      TypeError: not an ``int`` or ``float`` (``bool`` included).
+      ValueError: negative, not finite, or more milliseconds than a C
+        ``int`` holds.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"value: {name} expects seconds as an int or a float, got {_tn(value)}"
+        )
+    limit = _MAX_MILLIS / 1000
+    if not (math.isfinite(value) and 0 <= value <= limit):
+        raise ValueError(
+            f"value: {name} must be in 0..{limit} seconds (0: the kernel's "
+            f"default), got {value}"
+        )
+    return round(value * 1000)
 
 
 def decode(opt: _Option, raw: int | bytes) -> OptionValue:
@@ -131,11 +222,20 @@ def decode(opt: _Option, raw: int | bytes) -> OptionValue:
         return bool(raw)
     if opt.codec == "bufsize":
         return raw // _BUFSIZE_READ_DIVISOR
+    if opt.codec == "millis":
+        return raw / 1000
     return raw
+
+
+def set_option(sock: socket.socket, opt: _Option, encoded: int | bytes) -> None:
+    """Apply a value :func:`encode` made (not used for ``flag`` options)."""
+    assert opt.name is not None  # lookup() refused it
+    sock.setsockopt(opt.level, opt.name, encoded)
 
 
 def get_option(sock: socket.socket, opt: _Option) -> OptionValue:
     """Read one option (not used for ``flag`` options)."""
+    assert opt.name is not None  # lookup() refused it
     if opt.codec == "linger":
         return decode(opt, sock.getsockopt(opt.level, opt.name, _LINGER.size))
     return decode(opt, sock.getsockopt(opt.level, opt.name))

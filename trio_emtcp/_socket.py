@@ -206,41 +206,51 @@ class Socket(SocketBase, TrioStreamMixin):
         return _ioctl_int(self._live(), termios.FIONREAD)
 
     def set_option(
-        self, name: str, value: bool | int, timeout: int | None = None
+        self, name: str, value: bool | float, timeout: int | None = None
     ) -> None:
         """Set a socket option by its Emilua name.
 
         Names: ``tcp_no_delay``, ``send_low_watermark``, ``send_buffer_size``,
         ``receive_low_watermark``, ``receive_buffer_size``,
         ``out_of_band_inline``, ``linger``, ``keep_alive``, ``do_not_route``,
-        ``debug``, ``v6_only``.  Booleans must be ``bool`` and sizes ``int``.
-        ``linger`` takes two values: ``set_option("linger", enabled,
-        timeout)``.
+        ``debug``, ``v6_only``; and, beyond Emilua, the options that detect
+        a dead peer (see :doc:`/dead-peers`): ``keep_alive_idle`` (seconds
+        of silence before the first keep-alive probe, 1..32767),
+        ``keep_alive_interval`` (seconds between probes, 1..32767),
+        ``keep_alive_count`` (unanswered probes before the connection is
+        dropped, 1..127), all ``int``, and ``user_timeout`` (seconds, an
+        ``int`` or ``float`` >= 0, that sent data may stay unacknowledged
+        before the connection is dropped; kept in whole milliseconds; 0 is
+        the kernel's default).  Booleans must be ``bool`` and sizes
+        ``int``.  ``linger`` takes two values: ``set_option("linger",
+        enabled, timeout)``.
 
         Raises:
           TypeError: ``name``, ``value`` or ``timeout`` has the wrong type, or
             ``timeout`` is missing for ``linger`` / given for another option.
-          ValueError: ``name`` is unknown (the message lists the known ones),
-            or a size is negative.
+          ValueError: ``name`` is unknown (the message lists the known ones)
+            or not available on this platform, or ``value`` is out of its
+            range (the message gives it).
           OSError: ``EBADF`` if closed; the kernel's refusal otherwise (e.g.
             Linux cannot set ``send_low_watermark``: ``ENOPROTOOPT``;
             ``v6_only`` on an IPv4 socket).
         """
         opt = _options.lookup(_options.SOCKET_OPTIONS, name)
         encoded = _options.encode(name, opt, value, timeout)
-        self._live().setsockopt(opt.level, opt.name, encoded)
+        _options.set_option(self._live(), opt, encoded)
 
-    def get_option(self, name: str) -> bool | int | tuple[bool, int]:
+    def get_option(self, name: str) -> bool | int | float | tuple[bool, int]:
         """Read a socket option by its Emilua name (see :meth:`set_option`).
 
         Returns:
           A ``bool`` or ``int``; for ``linger`` a pair ``(enabled,
-          timeout)``.  Buffer sizes read back what was set (Linux doubles
-          them internally; this halves them again, as Asio does).
+          timeout)``; for ``user_timeout`` seconds as a ``float``.  Buffer
+          sizes read back what was set (Linux doubles them internally; this
+          halves them again, as Asio does).
 
         Raises:
           TypeError: ``name`` is not a ``str``.
-          ValueError: ``name`` is unknown.
+          ValueError: ``name`` is unknown or not available on this platform.
           OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
         """
         opt = _options.lookup(_options.SOCKET_OPTIONS, name)
