@@ -973,3 +973,29 @@ async def test_user_timeout_finds_a_vanished_peer_under_a_blocked_write() -> Non
                 elapsed = trio.current_time() - start
     assert info.value.errno == errno.ETIMEDOUT
     assert 0.9 <= elapsed < 8
+
+
+async def test_a_timeout_seen_by_the_writer_is_not_a_clean_end_for_the_reader() -> None:
+    # The kernel reports ETIMEDOUT to one syscall; without the socket's
+    # memory the reader, woken at the same instant, got a plain end of
+    # stream (SPEC §10).
+    async with listening() as acceptor:
+        client, server = await _connected(acceptor)
+        async with client, server:
+            client.set_option("user_timeout", 1)
+            caught: dict[str, BaseException] = {}
+
+            async def run(name: str, op: Callable[[], Awaitable[object]]) -> None:
+                try:
+                    await op()
+                except BaseException as exc:
+                    caught[name] = exc
+
+            with blackhole(acceptor.local_port), trio.fail_after(8):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(
+                        run, "reader", lambda: client.read_some(bytearray(8))
+                    )
+                    nursery.start_soon(run, "writer", lambda: _write_for_ever(client))
+    assert type(caught["writer"]) is TimeoutError
+    assert type(caught["reader"]) is TimeoutError

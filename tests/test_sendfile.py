@@ -552,3 +552,18 @@ async def test_send_file_bad_argument_releases_head(data_file: BinaryIO) -> None
         b.set_option("linger", True, 0)
         b.close()  # a reset
         await failing(lambda: a.send_file(data_file, 0, 10, head), head, OSError)
+
+
+async def test_send_file_after_a_reset_seen_by_a_read_raises_the_reset(
+    data_file: BinaryIO, mode: str
+) -> None:
+    a, b = await socket_pair()
+    async with a:
+        b.set_option("linger", True, 0)
+        b.close()
+        await wait_all_tasks_blocked()
+        with pytest.raises(ConnectionResetError):
+            await a.read_some(bytearray(1))
+        with pytest.raises(ConnectionResetError) as info:
+            await a.send_file(data_file, 0, 1000)
+        assert info.value.bytes_transferred == 0  # type: ignore[attr-defined]

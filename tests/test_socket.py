@@ -19,7 +19,13 @@ import trio.testing
 from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 
 import trio_emtcp
-from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted, socket_pair
+from trio_emtcp import (
+    AlreadyOpenError,
+    EndOfFile,
+    OperationAborted,
+    socket_pair,
+    stream,
+)
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Socket
 
@@ -1697,3 +1703,149 @@ async def test_Socket_assign_after_underfoot_close() -> None:
     finally:
         sock.close()
         client.close()
+
+
+# -- resets stay resets (SPEC §10) -----------------------------------------------------
+
+
+async def _reset_by_peer(b: Socket, data: bytes = b"") -> None:
+    """The peer sends ``data``, then resets the connection (RST)."""
+    if data:
+        await b.write_some(data)
+    b.set_option("linger", True, 0)
+    b.close()
+    await wait_all_tasks_blocked()
+
+
+@pytest.mark.parametrize("data", [b"", b"data"], ids=["nothing-buffered", "buffered"])
+async def test_Socket_reset_seen_by_a_write_is_raised_by_later_reads(
+    pair: Pair, data: bytes
+) -> None:
+    a, b = pair
+    await _reset_by_peer(b, data)
+    with pytest.raises(ConnectionResetError) as first:
+        await a.write_some(b"x")  # the kernel reports the reset here only
+    buf = bytearray(16)
+    if data:
+        # Bytes the kernel holds are still read...
+        assert bytes(buf[: await a.read_some(buf)]) == data
+    # ...and where the kernel says "end of stream", the reset comes back.
+    for _ in range(2):
+        with assert_checkpoints(), pytest.raises(ConnectionResetError) as again:
+            await a.read_some(buf)
+        assert again.value.errno == errno.ECONNRESET
+        assert again.value is not first.value  # a fresh exception each time
+    with pytest.raises(ConnectionResetError):
+        await a.write_some(b"x")  # not the kernel's EPIPE
+
+
+@pytest.mark.parametrize("data", [b"", b"data"], ids=["nothing-buffered", "buffered"])
+async def test_Socket_reset_seen_by_a_read_is_raised_by_later_writes(
+    pair: Pair, data: bytes
+) -> None:
+    a, b = pair
+    await _reset_by_peer(b, data)
+    buf = bytearray(16)
+    if data:
+        assert bytes(buf[: await a.read_some(buf)]) == data
+    with pytest.raises(ConnectionResetError):
+        await a.read_some(buf)
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: a.write_some(b"x"),
+        lambda: a.send(b"x", ["do_not_route"]),
+        lambda: stream.write_all(a, b"x" * 10),
+        lambda: stream.write_all(a, [b"x", b"y"]),
+    ]
+    for call in calls:
+        with pytest.raises(ConnectionResetError):
+            await call()
+    with pytest.raises(ConnectionResetError) as info:
+        await stream.read_all(a, buf)
+    assert info.value.bytes_transferred == 0  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionResetError):
+        await stream.Scanner(a).get_line()
+
+
+@pytest.mark.parametrize("first", ["reader", "writer"])
+async def test_Socket_two_tasks_both_see_the_reset(pair: Pair, first: str) -> None:
+    # A reader and a writer blocked on one socket when the peer resets:
+    # the kernel tells one syscall; the other must not see a clean end.
+    a, b = pair
+    fill_send_buffer(a)
+    caught: dict[str, BaseException] = {}
+
+    async def reader() -> None:
+        try:
+            await a.read_some(bytearray(16))
+        except BaseException as exc:
+            caught["reader"] = exc
+
+    async def writer() -> None:
+        try:
+            await a.write_some(b"x" * 65536)
+        except BaseException as exc:
+            caught["writer"] = exc
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for task in (reader, writer) if first == "reader" else (writer, reader):
+                nursery.start_soon(task)
+                await wait_all_tasks_blocked()
+            await _reset_by_peer(b)
+    assert type(caught["reader"]) is ConnectionResetError
+    assert type(caught["writer"]) is ConnectionResetError
+
+
+async def test_Socket_reset_reaches_the_Trio_methods_as_BrokenResourceError(
+    pair: Pair,
+) -> None:
+    a, b = pair
+    await _reset_by_peer(b)
+    with pytest.raises(ConnectionResetError):
+        await a.write_some(b"x")
+    # receive_some would have returned b"", a clean end; it is broken.
+    with pytest.raises(trio.BrokenResourceError) as info:
+        await a.receive_some()
+    assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+async def test_Socket_EPIPE_and_a_clean_end_are_not_remembered(pair: Pair) -> None:
+    a, b = pair
+    a.shutdown("send")
+    with pytest.raises(BrokenPipeError):
+        await a.write_some(b"x")  # our own shutdown: EPIPE
+    await b.write_some(b"still")
+    buf = bytearray(16)
+    assert bytes(buf[: await a.read_some(buf)]) == b"still"
+    b.shutdown("send")
+    with pytest.raises(EndOfFile):
+        await a.read_some(buf)
+    with pytest.raises(BrokenPipeError):
+        await a.write_some(b"x")
+
+
+async def test_Socket_forgets_the_reset_with_its_descriptor() -> None:
+    async with listening() as acceptor, Socket() as sock:
+        for let_go in ("close", "release", "disconnect"):
+            await sock.connect(LOOPBACK, acceptor.local_port)
+            peer = await acceptor.accept()
+            await _reset_by_peer(peer)
+            with pytest.raises(ConnectionResetError):
+                await sock.write_some(b"x")
+            if let_go == "close":
+                sock.close()
+            elif let_go == "release":
+                fd = sock.release()
+                sock.assign("v4", fd)  # the same dead connection, adopted anew
+                with pytest.raises(EndOfFile):
+                    await sock.read_some(bytearray(1))  # the kernel's own word
+                sock.close()
+            else:
+                sock.disconnect()
+            # A new connection: its end of stream is a clean one.
+            await sock.connect(LOOPBACK, acceptor.local_port)
+            async with await acceptor.accept() as peer2:
+                peer2.shutdown("send")
+                with pytest.raises(EndOfFile):
+                    await sock.read_some(bytearray(1))
+            sock.close()

@@ -300,6 +300,9 @@ async def _sendfile_range(
         if not blocked:
             await cancel_shielded_checkpoint()
         _socket._set_transferred(exc, sent)
+        if (lost := sock._lost(exc)) is not None:
+            _socket._set_transferred(lost, sent)
+            raise lost from None
         raise
     if not blocked:
         await cancel_shielded_checkpoint()

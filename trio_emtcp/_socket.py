@@ -23,7 +23,7 @@ from ._driver import (
     wait_readable,
     wait_writable,
 )
-from ._errors import EndOfFile, closed_error
+from ._errors import EndOfFile, OperationAborted, closed_error
 from ._flags import message_flags_arg
 from ._trio_stream import TrioStreamMixin
 from ._util import Buffer, release
@@ -43,6 +43,18 @@ _SHUTDOWN = {
 }
 
 _EAGAIN = BlockingIOError
+# The errors that end a connection and that the socket remembers (SPEC §10).
+# Not EPIPE, also the answer to a write after one's own shutdown("send"),
+# and not the errors of connect, which never had a connection to lose.
+_LOST_ERRNOS = frozenset(
+    {
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+    }
+)
 _MSG_OOB = _stdlib_socket.MSG_OOB
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 
@@ -121,6 +133,7 @@ class Socket(SocketBase, TrioStreamMixin):
     # flags for send_all/receive_some, whether send_eof ran, and whether
     # they set TCP_NOTSENT_LOWAT yet.
     __slots__ = (
+        "_lost_to",
         "_trio_eof_sent",
         "_trio_lowat_set",
         "_trio_receiving",
@@ -133,6 +146,9 @@ class Socket(SocketBase, TrioStreamMixin):
         self._trio_sending = False
         self._trio_eof_sent = False
         self._trio_lowat_set = False
+        # (errno, strerror) of the connection error a data operation saw,
+        # if any: see _lost.
+        self._lost_to: tuple[int, str] | None = None
 
     @classmethod
     def _from_stdlib(cls, sock: _stdlib_socket.socket) -> Socket:
@@ -147,7 +163,39 @@ class Socket(SocketBase, TrioStreamMixin):
         # connect need a closed socket), so the Trio marks are reset here.
         self._trio_eof_sent = False
         self._trio_lowat_set = False
+        self._lost_to = None
         return super()._detach_sock(releasing=releasing)
+
+    # -- resets stay resets (SPEC §10) -------------------------------------
+    # The kernel reports a connection's error (a reset, a timeout) to one
+    # system call only; after it, a recv says "end of stream" and a send
+    # says EPIPE.  A second task reading the socket would then take a cut
+    # stream for a complete one.  So the first data operation to see such
+    # an error leaves it here, and every later one reports it again: reads
+    # still return what the kernel holds, and raise it where the kernel
+    # would say end of stream (_eof); writes raise it at once (their
+    # syscall fails, with EPIPE, and _lost swaps the error).  Only the error
+    # paths and the end of stream look here: the fast path pays nothing.
+
+    def _lost(self, exc: BaseException) -> OSError | None:
+        """For a data operation's error: the remembered error to raise instead.
+
+        Returns ``None`` when ``exc`` itself is to be raised (it is then
+        remembered if it is a connection error).
+        """
+        if not isinstance(exc, OSError) or isinstance(exc, OperationAborted):
+            return None
+        lost = self._lost_to
+        if lost is not None:
+            return OSError(*lost)  # a fresh one: the builtin subclass too
+        if exc.errno in _LOST_ERRNOS:
+            self._lost_to = (exc.errno, exc.strerror or os.strerror(exc.errno))
+        return None
+
+    def _eof(self) -> BaseException:
+        """What a read raises where the kernel reports the end of the stream."""
+        lost = self._lost_to
+        return EndOfFile() if lost is None else OSError(*lost)
 
     def __repr__(self) -> str:
         """``<trio_emtcp.ip.tcp.Socket v4 127.0.0.1:40000 -> 127.0.0.1:80>``.
@@ -183,12 +231,14 @@ class Socket(SocketBase, TrioStreamMixin):
     def disconnect(self) -> None:
         """Dissolve the association (``connect`` to ``AF_UNSPEC``).
 
-        Afterwards the socket is open, unconnected, and may connect again.
+        Afterwards the socket is open, unconnected, and may connect again;
+        a connection error it remembered is forgotten.
 
         Raises:
           OSError: ``EBADF`` if closed; the kernel's error otherwise.
         """
         _disconnect(self._live().fileno())
+        self._lost_to = None
 
     def io_control(self, command: Literal["bytes_readable"]) -> int:
         """Run an I/O control command; only ``"bytes_readable"`` exists.
@@ -367,6 +417,9 @@ class Socket(SocketBase, TrioStreamMixin):
             another task; nothing was read.
           TypeError: ``buf`` is not a writable buffer.
           OSError: ``EBADF`` if closed; ``ECONNRESET``, ``ENOTCONN``, ...
+            A connection error (``ECONNRESET``, ``ETIMEDOUT``...) that an
+            earlier operation on the socket saw is raised again where the
+            stream would end (see :doc:`/dead-peers`).
         """
         return await self._recv(buf, 0)
 
@@ -384,7 +437,8 @@ class Socket(SocketBase, TrioStreamMixin):
           OperationAborted: ``close()``/``cancel()``/``release()`` from
             another task; nothing was written.
           TypeError: ``data`` is not bytes-like.
-          OSError: ``EBADF`` if closed; ``EPIPE``, ``ECONNRESET``, ...
+          OSError: ``EBADF`` if closed; ``EPIPE``, ``ECONNRESET``, ...; a
+            connection error an earlier operation saw, raised again.
         """
         return await self._send(data, 0)
 
@@ -501,19 +555,26 @@ class Socket(SocketBase, TrioStreamMixin):
                 n = sock.recv_into(buf, 0, flags)
         except _EAGAIN:
             assert sock is not None
-            n = await self._blocked(
-                self._readers,
-                wait_readable,
-                sock.recv_into,
-                (buf, 0, flags),
-                wait_first=not self._readers.busy,
-            )
+            try:
+                n = await self._blocked(
+                    self._readers,
+                    wait_readable,
+                    sock.recv_into,
+                    (buf, 0, flags),
+                    wait_first=not self._readers.busy,
+                )
+            except OSError as exc:
+                if (lost := self._lost(exc)) is None:
+                    raise
+                raise lost from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
                 raise _read_buffer_error(buf) from None
             if self._underfoot(exc):
                 raise closed_error() from None
+            if (lost := self._lost(exc)) is not None:
+                raise lost from None
             raise
         else:
             await cancel_shielded_checkpoint()
@@ -521,7 +582,7 @@ class Socket(SocketBase, TrioStreamMixin):
             return n
         if _nbytes(buf) == 0:
             return 0
-        raise EndOfFile()
+        raise self._eof()
 
     async def _send(self, data: Buffer, flags: int) -> int:
         await checkpoint_if_cancelled()
@@ -537,13 +598,18 @@ class Socket(SocketBase, TrioStreamMixin):
                 n = sock.send(data, flags)
         except _EAGAIN:
             assert sock is not None
-            return await self._blocked(
-                self._writers,
-                wait_writable,
-                sock.send,
-                (data, flags),
-                wait_first=not self._writers.busy,
-            )
+            try:
+                return await self._blocked(
+                    self._writers,
+                    wait_writable,
+                    sock.send,
+                    (data, flags),
+                    wait_first=not self._writers.busy,
+                )
+            except OSError as exc:
+                if (lost := self._lost(exc)) is None:
+                    raise
+                raise lost from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
@@ -554,6 +620,8 @@ class Socket(SocketBase, TrioStreamMixin):
                 # Emilua (Asio) never issues a syscall for an empty buffer:
                 # 0 even on an unconnected socket, where send() says EPIPE.
                 return 0
+            if (lost := self._lost(exc)) is not None:
+                raise lost from None
             raise
         await cancel_shielded_checkpoint()
         return n
@@ -663,7 +731,7 @@ class Socket(SocketBase, TrioStreamMixin):
                         wait_first=not readers.busy,
                     )
                 if not n:
-                    raise EndOfFile()
+                    raise self._eof()
                 total += n
         except BaseException as exc:
             if not blocked:
@@ -671,6 +739,8 @@ class Socket(SocketBase, TrioStreamMixin):
             _set_transferred(exc, total)
             if self._underfoot(exc):
                 raise _transferred(closed_error(), total) from None
+            if (lost := self._lost(exc)) is not None:
+                raise _transferred(lost, total) from None
             raise
         finally:
             if chunk is not None:
@@ -717,6 +787,8 @@ class Socket(SocketBase, TrioStreamMixin):
             _set_transferred(exc, total)
             if self._underfoot(exc):
                 raise _transferred(closed_error(), total) from None
+            if (lost := self._lost(exc)) is not None:
+                raise _transferred(lost, total) from None
             raise
         finally:
             if chunk is not None:
@@ -772,6 +844,8 @@ class Socket(SocketBase, TrioStreamMixin):
             _set_transferred(exc, total)
             if self._underfoot(exc):
                 raise _transferred(closed_error(), total) from None
+            if (lost := self._lost(exc)) is not None:
+                raise _transferred(lost, total) from None
             raise
         finally:
             # What is left: the caller's own views (released by the caller

@@ -107,6 +107,11 @@ class _SocketState(Protocol):
     _trio_sending: bool
     _trio_eof_sent: bool
     _trio_lowat_set: bool
+    _lost_to: tuple[int, str] | None
+
+    def _lost(self, exc: BaseException) -> OSError | None: ...
+
+    def _eof(self) -> BaseException: ...
 
     def _open_sock(self) -> _stdlib_socket.socket | None: ...
 
@@ -431,18 +436,30 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
                     data: bytes = sock.recv(size)
                 except BlockingIOError:
                     assert sock is not None
-                    data = await self._blocked(
-                        readers,
-                        wait_readable,
-                        sock.recv,
-                        (size,),
-                        wait_first=not readers.busy,
-                    )
+                    try:
+                        data = await self._blocked(
+                            readers,
+                            wait_readable,
+                            sock.recv,
+                            (size,),
+                            wait_first=not readers.busy,
+                        )
+                    except OSError as exc:
+                        if (lost := self._lost(exc)) is None:
+                            raise
+                        raise lost from None
+                    if not data and self._lost_to is not None:
+                        raise self._eof() from None
                     return data
-                except BaseException:
+                except BaseException as exc:
                     await cancel_shielded_checkpoint()
+                    if (lost := self._lost(exc)) is not None:
+                        raise lost from None
                     raise
                 await cancel_shielded_checkpoint()
+                if not data and self._lost_to is not None:
+                    # A connection error another call saw: not a clean end.
+                    raise self._eof()
                 return data
         finally:
             self._trio_receiving = False

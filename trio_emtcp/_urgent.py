@@ -346,12 +346,14 @@ async def receive_urgent(sock: Socket, buf: Buffer, flags: int) -> int:
         n = _attempt(raw, buf, flags) if _writable_nbytes(buf) else 0
     except BlockingIOError:
         assert raw is not None
-    except BaseException:
+    except BaseException as exc:
         await cancel_shielded_checkpoint()
+        if (lost := sock._lost(exc)) is not None:
+            raise lost from None
         raise
     else:
         await cancel_shielded_checkpoint()
-        return _result(n, buf)
+        return _result(sock, n, buf)
     try:
         waiter = _make_waiter(raw.fileno(), _URGENT_EVENTS)
     except BaseException:
@@ -361,16 +363,21 @@ async def receive_urgent(sock: Socket, buf: Buffer, flags: int) -> int:
         n = await sock._blocked(
             Waiters(), waiter.wait, _attempt, (raw, buf, flags), wait_first=True
         )
+    except OSError as exc:
+        if (lost := sock._lost(exc)) is None:
+            raise
+        raise lost from None
     finally:
         waiter.close()
-    return _result(n, buf)
+    return _result(sock, n, buf)
 
 
-def _result(n: int, buf: Buffer) -> int:
+def _result(sock: Socket, n: int, buf: Buffer) -> int:
     # recv(MSG_OOB) returns 0 when the byte was announced but the
-    # connection closed before it came: the end of the urgent stream.
+    # connection closed before it came: the end of the urgent stream (or
+    # the error another operation saw end the connection).
     if n == 0 and _writable_nbytes(buf) != 0:
-        raise EndOfFile()
+        raise sock._eof()
     return n
 
 
