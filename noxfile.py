@@ -80,6 +80,13 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def memory(session: nox.Session) -> None:
+    """The echo server's memory under 10,000 idle and 1,000 slowloris clients."""
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_emtcp._bench._echo_memory", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run the benchmark (``python -m trio_emtcp bench``)."""
     session.install("-e", ".")

@@ -624,3 +624,37 @@ def test_comparison_table_shows_a_contender_not_run() -> None:
     assert table.splitlines()[-1] == (
         f"| thing (ops/s) | not run | 1.00 (1.00{EN_DASH}1.00), 1.00{TIMES} |"
     )
+
+
+# -- the echo server's memory script -----------------------------------------------
+
+
+def test_echo_memory_script_runs_and_reports_both_servers() -> None:
+    # A smoke run (a few clients, short waits): the figures mean nothing,
+    # the script must not rot.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trio_emtcp._bench._echo_memory",
+            "--quick",
+            "--connections",
+            "20",
+            "--slowloris",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| trio")]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "trio_emtcp echo",
+        "trio.serve_tcp",
+    ]
+    for row in rows:
+        assert re.fullmatch(
+            r"\| .+ \| -?[\d.]+ KiB \| [\d.]+ / [\d.]+ / [\d.]+ MiB \|", row
+        ), row

@@ -19,6 +19,8 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -27,7 +29,9 @@ from typing import Any, cast, final
 
 import pytest
 import trio
+import trio.testing
 
+import trio_emtcp
 from tests.helpers import require_tool
 from trio_emtcp import _cli, socket_pair, stream
 from trio_emtcp.ip import Address
@@ -848,3 +852,255 @@ async def test_bad_port_from_the_shell_exits_2_without_traceback() -> None:
         b"python -m trio_emtcp echo: error: argument --port: "
         b"must be in 0..65535, got 65536\n"
     )
+
+
+# -- the echo server under load (SPEC §10) ----------------------------------------
+
+
+async def _clients(port: int, count: int) -> list[Socket]:
+    clients = []
+    for _ in range(count):
+        sock = Socket()
+        await sock.connect(Address.loopback_v4(), port)
+        clients.append(sock)
+    return clients
+
+
+async def test_echo_idle_connections_hold_no_buffer() -> None:
+    settings = _cli._EchoSettings()
+    pool = settings.pool
+    log = logging.getLogger("tests.test_cli.idle")
+    async with _listening_acceptor() as acceptor, trio.open_nursery() as nursery:
+        nursery.start_soon(_cli._accept_loop, acceptor, nursery, log, settings)
+        clients = await _clients(acceptor.local_port, 20)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.in_use == 0
+        assert pool.kept == 0  # nothing was ever needed
+        for sock in clients[:5]:
+            await sock.write_some(b"ping")
+        for sock in clients[:5]:
+            buf = bytearray(4)
+            await stream.read_all(sock, buf)
+            assert buf == b"ping"
+        await trio.testing.wait_all_tasks_blocked()
+        # Small reads take a buffer of their own size, not a pooled one.
+        assert (pool.in_use, pool.kept) == (0, 0)
+        payload = bytes(range(256)) * 512  # 128 KiB: pooled 64 KiB reads
+        async with trio.open_nursery() as inner:
+            inner.start_soon(stream.write_all, clients[0], payload)
+            back = bytearray(len(payload))
+            await stream.read_all(clients[0], back)
+        assert back == payload
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.in_use == 0
+        assert pool.kept == 1  # given back, kept for the next large read
+        for sock in clients:
+            sock.close()
+        nursery.cancel_scope.cancel()
+
+
+def test_BufferPool_keeps_at_most_its_limit() -> None:
+    pool = _cli._BufferPool(size=8, keep=2)
+    taken = [pool.take() for _ in range(5)]
+    assert pool.in_use == 5
+    for buf in taken:
+        pool.give(buf)
+    assert (pool.in_use, pool.kept) == (0, 2)
+    assert pool.take() is taken[1]  # reused
+
+
+@asynccontextmanager
+async def _listening_acceptor() -> AsyncIterator[Acceptor]:
+    from trio_emtcp import ip
+
+    async with ip.tcp.listen(Address.loopback_v4(), 0) as acceptor:
+        yield acceptor
+
+
+async def test_echo_idle_timeout_closes_a_silent_connection(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _cli._EchoSettings(idle_timeout=5.0)
+    log = logging.getLogger("tests.test_cli.timeout")
+    caplog.set_level(logging.INFO, logger=log.name)
+    async with _listening_acceptor() as acceptor, trio.open_nursery() as nursery:
+        nursery.start_soon(_cli._accept_loop, acceptor, nursery, log, settings)
+        (busy, silent) = await _clients(acceptor.local_port, 2)
+        start = trio.current_time()
+        closed_at: list[float] = []
+
+        async def wait_close() -> None:
+            with pytest.raises(trio_emtcp.EndOfFile):
+                await silent.read_some(bytearray(1))
+            closed_at.append(trio.current_time() - start)
+
+        async with busy, silent, trio.open_nursery() as inner:
+            inner.start_soon(wait_close)
+            for _ in range(4):  # busy sends every 3 s: never idle 5 s
+                await trio.sleep(3)
+                await busy.write_some(b"x")
+                await stream.read_all(busy, bytearray(1))
+        assert closed_at == [pytest.approx(5, abs=0.01)]
+        nursery.cancel_scope.cancel()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("(idle for 5 s)" in m for m in messages) == 1
+
+
+async def test_echo_max_connections_leaves_the_rest_in_the_backlog() -> None:
+    log = logging.getLogger("tests.test_cli.max")
+    settings = _cli._EchoSettings()
+    async with _listening_acceptor() as acceptor, trio.open_nursery() as nursery:
+        nursery.start_soon(_cli._accept_loop, acceptor, nursery, log, settings, 2)
+        first, second, third = await _clients(acceptor.local_port, 3)
+        for sock in (first, second, third):
+            await sock.write_some(b"q")
+        for sock in (first, second):
+            await stream.read_all(sock, bytearray(1))
+        await trio.testing.wait_all_tasks_blocked()
+        # The third connection was made by the kernel, not accepted.
+        assert third.io_control("bytes_readable") == 0
+        first.close()
+        with trio.fail_after(10):
+            await stream.read_all(third, bytearray(1))  # its turn came
+        second.close()
+        third.close()
+        nursery.cancel_scope.cancel()
+
+
+async def test_echo_keep_alive_reaches_accepted_connections() -> None:
+    acceptor = _cli._listen(
+        Address.loopback_v4(), 0, None, reuse_port=False, keep_alive=_cli.KEEP_ALIVE
+    )
+    async with acceptor:
+        (client,) = await _clients(acceptor.local_port, 1)
+        async with client, await acceptor.accept() as server:
+            assert server.get_option("keep_alive") is True
+            assert server.get_option("keep_alive_idle") == 60
+            assert server.get_option("keep_alive_interval") == 10
+            assert server.get_option("keep_alive_count") == 6
+
+
+def test_echo_keep_alive_idle_timeout_and_max_connections_options() -> None:
+    parse = _cli._build_parser().parse_args
+    args = parse(["echo"])
+    assert args.keep_alive == (60, 10, 6)
+    assert args.idle_timeout is None
+    assert args.max_connections is None
+    args = parse(
+        [
+            "echo",
+            "--keep-alive",
+            "30,5,3",
+            "--idle-timeout",
+            "2.5",
+            "--max-connections",
+            "9",
+        ]
+    )
+    assert (args.keep_alive, args.idle_timeout, args.max_connections) == (
+        (30, 5, 3),
+        2.5,
+        9,
+    )
+    assert parse(["echo", "--keep-alive", "off"]).keep_alive is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--keep-alive", "60,10"], "expected IDLE,INTERVAL,COUNT"),
+        (["--keep-alive", "0,10,6"], "IDLE must be in 1..32767, got 0"),
+        (["--keep-alive", "60,10,200"], "COUNT must be in 1..127, got 200"),
+        (["--idle-timeout", "0"], "must be > 0, got 0"),
+        (["--idle-timeout", "soon"], "expected a number of seconds"),
+        (["--max-connections", "0"], "must be >= 1, got 0"),
+    ],
+)
+def test_echo_load_options_refuse_bad_values(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        _cli._build_parser().parse_args(["echo", *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_DroppingHandler_never_blocks_and_counts_what_it_dropped() -> None:
+    class Stuck:
+        """A stderr nobody drains: every write waits until released."""
+
+        def __init__(self) -> None:
+            self.gate = threading.Event()
+            self.drained = threading.Event()
+            self.lines: list[str] = []
+
+        def write(self, text: str) -> None:
+            self.gate.wait(10)
+            self.lines.append(text)
+            if handler._lines.empty():  # the queue is written out
+                self.drained.set()
+
+        def flush(self) -> None:
+            pass
+
+    out = Stuck()
+    handler = _cli._DroppingHandler(out, capacity=10)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("tests.test_cli.dropping")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        start = time.monotonic()
+        for n in range(100):
+            log.warning("line %d", n)
+        assert time.monotonic() - start < 1  # not one write waited
+        assert handler.dropped >= 100 - 11
+        out.gate.set()
+        assert out.drained.wait(10)
+        log.warning("after")
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert out.lines[0] == "line 0\n"
+    assert re.fullmatch(r"\(\d+ log lines dropped: stderr was full\)\n", out.lines[-2])
+    assert out.lines[-1] == "after\n"
+
+
+async def test_echo_keeps_serving_when_nobody_reads_its_stderr() -> None:
+    # The old server wrote its log in the event loop: with stderr a pipe
+    # nobody drained it froze after ~1,500 connections.
+    process = await trio.lowlevel.open_process(
+        [*CLI, "echo", "--port", "0"], stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    try:
+        with trio.fail_after(TIMEOUT):
+            first = await process.stderr.receive_some(4096)
+            match = re.search(rb"listening on 127\.0\.0\.1:(\d+)", first)
+            assert match, first
+            port = int(match[1])
+            # 1,500 connections log 3,000 lines: far more than the pipe
+            # (64 KiB) and the handler's queue hold.
+            for _ in range(1500):
+                async with await trio_emtcp.ip.dial("127.0.0.1", port) as sock:
+                    await sock.write_some(b"e")
+                    await stream.read_all(sock, bytearray(1))
+            # Drain the pipe; the next lines say how many were dropped.
+            log = _Lines(process.stderr)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(log.collect)
+                await trio.testing.wait_all_tasks_blocked()
+                async with await trio_emtcp.ip.dial("127.0.0.1", port) as sock:
+                    await sock.write_some(b"e")
+                    await stream.read_all(sock, bytearray(1))
+                (dropped,) = await log.wait_for(
+                    r"^\((\d+) log lines dropped: stderr was full\)$"
+                )
+                assert int(dropped[1]) > 0
+                process.send_signal(signal.SIGTERM)
+                await log.wait_for(r"^stopped$")
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

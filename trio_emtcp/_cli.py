@@ -7,11 +7,16 @@ Commands:
     ``stream.write_all``), then an echo exchange over loopback, printing
     each step: addresses, ports, bytes written and read.
 
-``echo [--host H] [--port P] [--backlog N] [--workers N]``
-    A real echo server.  One task per connection, in a nursery; each reads
-    with ``read_some`` into one reused buffer and writes back with
-    ``stream.write_all``.  It logs one line to stderr per event (listening,
-    connected, disconnected with byte counts, stopping).  SIGINT (Ctrl-C)
+``echo [--host H] [--port P] [--backlog N] [--workers N] [...]``
+    (also ``--max-connections N``, ``--idle-timeout S``, ``--keep-alive
+    IDLE,INTERVAL,COUNT`` or ``off``)
+    A real echo server.  One task per connection, in a nursery; each waits
+    for readability, then reads with ``read_some`` into a buffer taken from
+    a shared pool (so an idle connection holds none) and writes back with
+    ``stream.write_all``.  Keep-alive probes (60, 10, 6 by default) drop
+    peers that vanished.  It logs one line to stderr per event (listening,
+    connected, disconnected with byte counts, stopping), from a thread that
+    drops lines rather than block when stderr is full.  SIGINT (Ctrl-C)
     and SIGTERM stop it cleanly: it stops accepting, closes every
     connection and exits with status 0.
 
@@ -34,15 +39,20 @@ and returns its exit status otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
+import math
 import os
+import queue
 import signal
 import socket as _stdlib_socket
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, final
 
 import trio
@@ -63,11 +73,31 @@ DEFAULT_HOST = "127.0.0.1"
 # The port SPEC §9 names in its example; any free port would do.
 DEFAULT_PORT = 7000
 
-# One reused buffer per connection.  64 KiB is what Trio's own streams ask
-# for per receive (trio's DEFAULT_RECEIVE_SIZE) and what Linux moves per
-# loopback segment at most: a bulk transfer then costs one read_some per
-# segment, while a thousand idle connections still cost only 64 MiB.
+# The echo server's read size.  64 KiB is what Trio's own streams ask for
+# per receive (trio's DEFAULT_RECEIVE_SIZE) and what Linux moves per
+# loopback segment at most: a bulk transfer costs one read_some per segment.
+# A connection holds a buffer only while it moves data (SPEC §10: it waits
+# for readability first), so idle connections cost none of it.
 BUFFER_SIZE = 64 * 1024
+# Buffers kept for reuse once no connection needs them: enough for the
+# connections that move data at one moment on a busy server.
+BUFFERS_KEPT = 32
+# Reads of fewer bytes than this (what the kernel holds, FIONREAD) take a
+# buffer of just that size instead of a pooled 64 KiB one.  A wave of
+# clients that each trickle a byte (slowloris) wakes its connections
+# together, and each read checkpoints before its syscall: with pooled
+# buffers a thousand of them held 64 KiB each at once, and the allocator
+# kept those 64 MiB after they left.
+SMALL_READ = 4096
+
+# Keep-alive on accepted connections (SPEC §10): a peer that vanished is
+# dropped after about IDLE + INTERVAL x COUNT = 2 minutes of silence, not
+# held for ever.  ``--keep-alive`` changes or disables it.
+KEEP_ALIVE = (60, 10, 6)
+
+# Log lines waiting for a stderr that nobody drains: beyond this many the
+# server drops lines (and later says how many) rather than block.
+LOG_QUEUE_SIZE = 1000
 
 # accept() errors that mean "this process is out of descriptors or memory",
 # not "the listening socket is broken".  The acceptor does not retry them
@@ -156,6 +186,39 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _keep_alive(text: str) -> tuple[int, int, int] | None:
+    if text == "off":
+        return None
+    parts = text.split(",")
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected IDLE,INTERVAL,COUNT (whole numbers) or 'off', got {text!r}"
+        )
+    idle, interval, count = (int(part) for part in parts)
+    for what, value, high in (
+        ("IDLE", idle, 32767),
+        ("INTERVAL", interval, 32767),
+        ("COUNT", count, 127),
+    ):
+        if not 1 <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be in 1..{high}, got {value}"
+            )
+    return idle, interval, count
+
+
 def _add_endpoint_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--host",
@@ -207,6 +270,31 @@ def _build_parser() -> _Parser:
         default=1,
         metavar="N",
         help="processes sharing the port through SO_REUSEPORT (default: 1)",
+    )
+    echo.add_argument(
+        "--max-connections",
+        type=_int_at_least(1),
+        default=None,
+        metavar="N",
+        help="serve at most N connections at once; more wait in the backlog "
+        "(default: no limit)",
+    )
+    echo.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="close a connection that made no progress for S seconds (default: never)",
+    )
+    echo.add_argument(
+        "--keep-alive",
+        type=_keep_alive,
+        default=KEEP_ALIVE,
+        metavar="IDLE,INTERVAL,COUNT",
+        help="keep-alive probes on every connection: the first after IDLE "
+        "seconds of silence, then every INTERVAL seconds, COUNT unanswered "
+        "ones drop it; 'off' to disable "
+        f"(default: {','.join(map(str, KEEP_ALIVE))})",
     )
     # Internal: how the parent of --workers starts worker K (see _echo).
     echo.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
@@ -323,9 +411,18 @@ async def _resolve(host: str, port: int, *, passive: bool) -> list[Address]:
 
 
 def _listen(
-    address: Address, port: int, backlog: int | None, *, reuse_port: bool
+    address: Address,
+    port: int,
+    backlog: int | None,
+    *,
+    reuse_port: bool,
+    keep_alive: tuple[int, int, int] | None = None,
 ) -> Acceptor:
     """A listening acceptor, or a one-line error.
+
+    Args:
+      keep_alive: ``(idle, interval, count)`` for every accepted connection
+        (set once on the acceptor; the kernel copies it), or ``None``.
 
     Raises:
       _CommandError: the system refused (address in use, permission, ...).
@@ -339,6 +436,12 @@ def _listen(
         acceptor.set_option("reuse_address", True)
         if reuse_port:
             acceptor.set_option("reuse_port", True)
+        if keep_alive is not None:
+            idle, interval, count = keep_alive
+            acceptor.set_option("keep_alive", True)
+            acceptor.set_option("keep_alive_idle", idle)
+            acceptor.set_option("keep_alive_interval", interval)
+            acceptor.set_option("keep_alive_count", count)
         acceptor.bind(address, port)
         acceptor.listen(backlog)
     except OSError as exc:
@@ -479,12 +582,78 @@ async def _demo_echo_once(
 # -- echo server ---------------------------------------------------------------
 
 
+@final
+class _DroppingHandler(logging.Handler):
+    """A log handler that never blocks the event loop (SPEC §10).
+
+    A plain ``StreamHandler`` writes to stderr in the event loop's thread:
+    when nobody drains that pipe (a supervisor that stopped reading), the
+    first full write stops the whole server.  This one hands each line to a
+    writer thread through a bounded queue; when the queue is full the line
+    is dropped and counted, and the next line that gets through is preceded
+    by ``(N log lines dropped)``.
+    """
+
+    def __init__(self, stream: Any, capacity: int = LOG_QUEUE_SIZE) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lines: queue.Queue[str | None] = queue.Queue(capacity)
+        self._dropped = 0
+        self._lock = threading.Lock()
+        # A daemon: a writer stuck on a pipe that is never drained must not
+        # keep the process alive at exit.
+        self._writer = threading.Thread(
+            target=self._write_lines, name="trio_emtcp-echo-log", daemon=True
+        )
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:  # pragma: no cover - logging's own convention
+            self.handleError(record)
+            return
+        with self._lock:
+            if self._dropped:
+                note = f"({self._dropped} log lines dropped: stderr was full)\n"
+                try:
+                    self._lines.put_nowait(note)
+                except queue.Full:
+                    self._dropped += 1
+                    return
+                self._dropped = 0
+            try:
+                self._lines.put_nowait(line)
+            except queue.Full:
+                self._dropped += 1
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped since the last note about it."""
+        return self._dropped
+
+    def _write_lines(self) -> None:
+        while (line := self._lines.get()) is not None:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):  # stderr closed: nothing to tell
+                pass
+
+    def close(self) -> None:
+        """Write what is queued (within a second), then stop the writer."""
+        with contextlib.suppress(queue.Full):
+            self._lines.put(None, timeout=1.0)
+        self._writer.join(timeout=1.0)
+        super().close()
+
+
 def _echo_logger(prefix: str) -> tuple[logging.Logger, logging.Handler]:
     # Its own logger, not the root one: main() may run inside another
     # program (the tests do that), whose logging setup we leave alone.  No
     # timestamps: service managers (systemd, docker) add their own.
     log = logging.getLogger("trio_emtcp.echo")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _DroppingHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(prefix + "%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -492,8 +661,47 @@ def _echo_logger(prefix: str) -> tuple[logging.Logger, logging.Handler]:
     return log, handler
 
 
-async def _echo_connection(conn: Socket, log: logging.Logger) -> None:
-    """Echo one connection until the peer finishes, fails or we stop."""
+@final
+class _BufferPool:
+    """The echo buffers: taken while a connection moves data, then kept.
+
+    At most ``keep`` are kept for reuse; the rest go back to the allocator.
+    """
+
+    def __init__(self, size: int = BUFFER_SIZE, keep: int = BUFFERS_KEPT) -> None:
+        self._size = size
+        self._keep = keep
+        self._free: list[bytearray] = []
+        self.in_use = 0
+
+    def take(self) -> bytearray:
+        self.in_use += 1
+        return self._free.pop() if self._free else bytearray(self._size)
+
+    def give(self, buf: bytearray) -> None:
+        self.in_use -= 1
+        if len(self._free) < self._keep:
+            self._free.append(buf)
+
+    @property
+    def kept(self) -> int:
+        """Buffers waiting for reuse."""
+        return len(self._free)
+
+
+@final
+@dataclass(frozen=True)
+class _EchoSettings:
+    """How the echo server treats its connections."""
+
+    idle_timeout: float = math.inf
+    pool: _BufferPool = field(default_factory=_BufferPool)
+
+
+async def _echo_connection(
+    conn: Socket, log: logging.Logger, settings: _EchoSettings
+) -> None:
+    """Echo one connection until the peer finishes, fails, idles or we stop."""
     async with conn:
         try:
             peer = _endpoint(conn, "remote")
@@ -503,19 +711,38 @@ async def _echo_connection(conn: Socket, log: logging.Logger) -> None:
         log.info("connected: %s", peer)
         received = sent = 0
         reason = "server stopping"
-        buf = bytearray(BUFFER_SIZE)
-        view = memoryview(buf)
+        pool = settings.pool
         try:
             while True:
-                n = await conn.read_some(buf)
-                received += n
-                try:
-                    sent += await stream.write_all(conn, view[:n])
-                except BaseException as exc:
-                    # write_all says how much it wrote before failing, also
-                    # when cancelled.
-                    sent += getattr(exc, "bytes_transferred", 0)
-                    raise
+                # No progress for idle_timeout (nothing to read, or an echo
+                # the peer does not take): the connection goes.
+                with trio.move_on_after(settings.idle_timeout) as idle:
+                    # Wait for data before taking a buffer: an idle
+                    # connection holds none (SPEC §10).
+                    ready = conn.io_control("bytes_readable")
+                    if not ready:
+                        await conn.wait("read")
+                        ready = conn.io_control("bytes_readable")
+                    # (0 at the end of the stream: a 1-byte read says so.)
+                    pooled = ready >= SMALL_READ
+                    buf = pool.take() if pooled else bytearray(max(ready, 1))
+                    try:
+                        n = await conn.read_some(buf)
+                        received += n
+                        try:
+                            with memoryview(buf) as view:
+                                sent += await stream.write_all(conn, view[:n])
+                        except BaseException as exc:
+                            # write_all says how much it wrote before
+                            # failing, also when cancelled.
+                            sent += getattr(exc, "bytes_transferred", 0)
+                            raise
+                    finally:
+                        if pooled:
+                            pool.give(buf)
+                if idle.cancelled_caught:
+                    reason = f"idle for {settings.idle_timeout:g} s"
+                    break
         except EndOfFile:
             reason = "end of stream"
         except OSError as exc:
@@ -532,26 +759,59 @@ async def _echo_connection(conn: Socket, log: logging.Logger) -> None:
 
 
 async def _accept_loop(
-    acceptor: Acceptor, nursery: trio.Nursery, log: logging.Logger
+    acceptor: Acceptor,
+    nursery: trio.Nursery,
+    log: logging.Logger,
+    settings: _EchoSettings | None = None,
+    max_connections: int | None = None,
 ) -> None:
+    # Beyond max_connections the loop stops accepting: new connections wait
+    # in the kernel's backlog (and are refused once it is full), which
+    # costs this process nothing.
+    slots = trio.Semaphore(max_connections) if max_connections else None
+    chosen = settings or _EchoSettings()
+
+    async def run(conn: Socket) -> None:
+        try:
+            await _echo_connection(conn, log, chosen)
+        finally:
+            if slots is not None:
+                slots.release()
+
     while True:
+        if slots is not None:
+            await slots.acquire()
         try:
             conn = await acceptor.accept()
-        except OSError as exc:
-            if exc.errno not in _CAPACITY_ERRNOS:
+        except BaseException as exc:
+            if slots is not None:
+                slots.release()
+            if not isinstance(exc, OSError) or exc.errno not in _CAPACITY_ERRNOS:
                 raise
             log.warning("accept: %s; retrying in %g s", _describe(exc), ACCEPT_BACKOFF)
             await trio.sleep(ACCEPT_BACKOFF)
             continue
-        nursery.start_soon(_echo_connection, conn, log)
+        nursery.start_soon(run, conn)
 
 
 async def _serve(
-    acceptor: Acceptor, log: logging.Logger, wait_stop: Callable[[], Awaitable[str]]
+    acceptor: Acceptor,
+    log: logging.Logger,
+    wait_stop: Callable[[], Awaitable[str]],
+    args: argparse.Namespace | None = None,
 ) -> None:
-    """Echo every connection until ``wait_stop`` returns, then close them all."""
+    """Echo every connection until ``wait_stop`` returns, then close them all.
+
+    ``args`` (the command line's) sets the idle timeout and the connection
+    limit; without it there are neither.
+    """
+    idle_timeout = getattr(args, "idle_timeout", None)
+    max_connections = getattr(args, "max_connections", None)
+    settings = _EchoSettings(idle_timeout=idle_timeout or math.inf)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_accept_loop, acceptor, nursery, log)
+        nursery.start_soon(
+            _accept_loop, acceptor, nursery, log, settings, max_connections
+        )
         log.info("stopping: %s", await wait_stop())
         # Cancelling the nursery stops the accept loop and every connection
         # task; each closes its socket on the way out (``async with``).
@@ -621,7 +881,11 @@ async def _echo(args: argparse.Namespace) -> int:
             address = (await _resolve(args.host, args.port, passive=True))[0]
             reuse_port = workers > 1 or worker_index is not None
             async with _listen(
-                address, args.port, args.backlog, reuse_port=reuse_port
+                address,
+                args.port,
+                args.backlog,
+                reuse_port=reuse_port,
+                keep_alive=args.keep_alive,
             ) as acceptor:
                 log.info(
                     "listening on %s (pid %d)",
@@ -630,14 +894,17 @@ async def _echo(args: argparse.Namespace) -> int:
                 )
                 if worker_index is not None:
                     await _serve(
-                        acceptor, log, lambda: _first_of(wait_signal, _parent_gone)
+                        acceptor,
+                        log,
+                        lambda: _first_of(wait_signal, _parent_gone),
+                        args,
                     )
                 elif workers > 1:
                     await _serve_with_workers(
                         args, acceptor, log, wait_signal, received
                     )
                 else:
-                    await _serve(acceptor, log, wait_signal)
+                    await _serve(acceptor, log, wait_signal, args)
         log.info("stopped")
     finally:
         log.removeHandler(handler)
@@ -651,6 +918,15 @@ def _worker_argv(args: argparse.Namespace, acceptor: Acceptor, index: int) -> li
     argv += ["--worker-index", str(index)]
     if args.backlog is not None:
         argv += ["--backlog", str(args.backlog)]
+    if args.max_connections is not None:
+        argv += ["--max-connections", str(args.max_connections)]
+    if args.idle_timeout is not None:
+        argv += ["--idle-timeout", repr(args.idle_timeout)]
+    keep_alive = args.keep_alive
+    argv += [
+        "--keep-alive",
+        "off" if keep_alive is None else ",".join(map(str, keep_alive)),
+    ]
     return argv
 
 
@@ -679,7 +955,7 @@ async def _serve_with_workers(
         async with trio.open_nursery() as nursery:
             for index, process in enumerate(processes, 1):
                 nursery.start_soon(_watch_worker, index, process, log)
-            await _serve(acceptor, log, wait_signal)
+            await _serve(acceptor, log, wait_signal, args)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
