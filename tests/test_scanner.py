@@ -1009,3 +1009,92 @@ async def test_Scanner_keeps_no_view_of_the_callers_buffers() -> None:
         # The scanner's own buffer is fine after the aborted reads too.
         await b.write_some(b"\n")
         assert await scanner.get_line() == [b"rest"]
+
+
+# -- regex separators are searched in linear time (SPEC §10) ---------------------
+
+
+class _CountingPattern:
+    """A regex that counts the bytes each search looks at (white-box)."""
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self.pattern = pattern
+        self.searched = 0
+
+    def search(self, buf: bytearray, pos: int, endpos: int) -> re.Match[bytes] | None:
+        self.searched += max(endpos - pos, 0)
+        return self.pattern.search(buf, pos, endpos)
+
+    def match(self, buf: bytearray, pos: int, endpos: int) -> re.Match[bytes] | None:
+        return self.pattern.match(buf, pos, endpos)
+
+
+async def _trickle_one_line(
+    separator: re.Pattern[bytes], size: int, **kwargs: Any
+) -> tuple[int, bytes]:
+    """A ``size``-byte line that arrives one byte per read; bytes searched."""
+    line = b"a" * size
+    stream = ScriptedStream(*[bytes([c]) for c in line], b"\r\n")
+    scanner = Scanner(stream, separator, max_record_size=size + 2, **kwargs)
+    counting = _CountingPattern(separator)
+    scanner._sep_re = counting  # type: ignore[assignment]
+    record = await scanner.get_line()
+    return counting.searched, record
+
+
+@pytest.mark.parametrize(
+    "pattern", [rb"\r\n", rb"\r\n|\n", rb"\r?\n", rb"(?:\r\n){1,2}"]
+)
+async def test_Scanner_bounded_regex_is_searched_once_per_byte(pattern: bytes) -> None:
+    size = 16 * 1024
+    searched, record = await _trickle_one_line(re.compile(pattern), size)
+    assert record == b"a" * size
+    # A few bytes per byte received (the last reach bytes again each time),
+    # not the n**2 / 2 = 134 million of searching from the record's start.
+    assert searched <= 8 * size
+
+
+async def test_Scanner_unbounded_regex_rescans_as_documented() -> None:
+    size = 2048
+    searched, _ = await _trickle_one_line(re.compile(rb"\s*\r\n"), size)
+    assert searched >= size * size // 2
+
+
+async def test_Scanner_max_separator_size_bounds_a_pattern_python_cannot() -> None:
+    size = 16 * 1024
+    pattern = re.compile(rb"\r\n(?!x)")  # a lookaround: no bound from Python
+    searched, record = await _trickle_one_line(pattern, size, max_separator_size=3)
+    assert record == b"a" * size
+    assert searched <= 8 * size
+
+
+@pytest.mark.parametrize(
+    ("value", "exc", "message"),
+    [
+        (0, ValueError, r"^max_separator_size: must be >= 1, got 0$"),
+        ("3", TypeError, r"^max_separator_size: expected an int, got str$"),
+    ],
+)
+def test_Scanner_max_separator_size_bad_values(
+    value: Any, exc: type[Exception], message: str
+) -> None:
+    with pytest.raises(exc, match=message):
+        Scanner(ScriptedStream(), re.compile(rb"\n"), max_separator_size=value)
+
+
+@settings(deadline=None, max_examples=150)
+@given(chunked(), st.sampled_from(SEPARATORS), st.integers(1, 9))
+def test_Scanner_resumed_search_finds_the_same_records(
+    sample: tuple[bytes, list[bytes]], separator: Any, hint: int
+) -> None:
+    # The resumed search (bounded patterns) against a reference that
+    # searches from the record's start every time (no reach known).
+    _, chunks = sample
+
+    async def scan(reach_known: bool) -> list[Any]:
+        scanner = Scanner(ScriptedStream(*chunks), separator, buffer_size_hint=hint)
+        if not reach_known:
+            scanner._sep_reach = None
+        return await read_all_records(scanner)
+
+    assert trio.run(scan, True) == trio.run(scan, False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast, final, overload
 
@@ -88,6 +89,44 @@ def _pattern_fields(pattern: re.Pattern[bytes], record: bytes) -> list[bytes]:
     return fields
 
 
+def _regex_reach(pattern: re.Pattern[bytes]) -> int | None:
+    """The most bytes a match of ``pattern`` can span, where Python can tell.
+
+    ``None`` for a pattern with no bound (``rb"\\n+"``) or with lookarounds,
+    which look at bytes outside the match.  Read from the pattern's parse
+    tree (the ``re`` module's own parser; its width computation is what
+    ``re`` uses for lookbehinds).
+    """
+    if sys.version_info >= (3, 11):
+        from re import _parser as parser  # type: ignore[attr-defined]
+    else:  # pragma: no cover - Python 3.10
+        import sre_parse as parser
+    try:
+        tree: Any = parser.parse(pattern.pattern, pattern.flags)  # type: ignore[arg-type]
+        _, high = tree.getwidth()
+    except Exception:  # pragma: no cover - a parser that changed
+        return None
+    lookaround = (parser.ASSERT, parser.ASSERT_NOT)
+
+    def looks_around(node: Any) -> bool:
+        # The tree: SubPattern objects (their items in .data) holding
+        # (opcode, argument) pairs, with SubPatterns and lists nested in
+        # the arguments.
+        items = node.data if hasattr(node, "data") else node
+        if not isinstance(items, (list, tuple)):
+            return False
+        for item in items:
+            if isinstance(item, tuple) and item and item[0] in lookaround:
+                return True
+            if looks_around(item):
+                return True
+        return False
+
+    if looks_around(tree) or high >= parser.MAXREPEAT - 1:
+        return None
+    return int(high)
+
+
 def _too_long(limit: int) -> OSError:
     return OSError(errno.EMSGSIZE, f"record exceeds max_record_size ({limit} bytes)")
 
@@ -133,13 +172,17 @@ class Scanner(Generic[_R]):
         (``[]``) in every splitting mode; a function is not called for it.
       buffer_size_hint: the initial size of the buffer, which doubles as
         needed up to ``max_record_size`` (plus one byte, see below).
+      max_separator_size: for a regex ``record_separator``, the most bytes
+        a match (with what its lookarounds look at) can span, where Python
+        cannot tell from the pattern; ``None`` to take it from the pattern.
+        See *Regex separators*.
 
     Raises:
       TypeError: an argument has the wrong type (``str`` where ``bytes``
         are needed, a ``str`` regex, a ``stream`` without ``read_some``).
       ValueError: an empty separator, a ``record_separator`` regex that
-        matches the empty string, a size below 1, or both
-        ``field_separator`` and ``field_pattern``.
+        matches the empty string, a size below 1 (``max_separator_size``
+        included), or both ``field_separator`` and ``field_pattern``.
 
     **Regex separators.**  The record ends at the leftmost match of the
     regex in the buffered data, and :attr:`record_terminator` is the matched
@@ -166,6 +209,18 @@ class Scanner(Generic[_R]):
     match the empty string is refused (at construction when it matches
     ``b""``, otherwise by :meth:`get_line` when it does so).
 
+    The search is linear in the bytes received when the separator's matches
+    have a known maximum length: Python's own parser gives it for patterns
+    without lookarounds (``rb"\\r\\n|\\n"``: 2, ``rb"\\r?\\n"``: 2,
+    ``rb";{1,3}"``: 3), or ``max_separator_size`` says it.  After a search
+    that found nothing, the next one starts where a match could still
+    begin, so a long record that trickles in a byte at a time is searched
+    about once per byte.  A pattern with no bound (``rb"\\n+"``,
+    ``rb"\\s*\\n"``) or with lookarounds, and no ``max_separator_size``, is
+    searched again from the record's start after every read: quadratic in
+    the record's length when it arrives in small pieces.  A ``bytes``
+    separator is always linear.
+
     Only one task may call :meth:`get_line` at a time (a second one gets
     :class:`trio.BusyResourceError`): the records would otherwise be torn.
     """
@@ -184,6 +239,7 @@ class Scanner(Generic[_R]):
         "_record_number",
         "_sep",
         "_sep_re",
+        "_sep_reach",
         "_split",
         "_start",
         "_stream",
@@ -203,6 +259,7 @@ class Scanner(Generic[_R]):
         field_separator: None = None,
         field_pattern: None = None,
         buffer_size_hint: int = DEFAULT_BUFFER_SIZE_HINT,
+        max_separator_size: int | None = None,
     ) -> None: ...
 
     @overload
@@ -216,6 +273,7 @@ class Scanner(Generic[_R]):
         field_separator: bytes | re.Pattern[bytes] | Callable[[bytes], list[bytes]],
         field_pattern: None = None,
         buffer_size_hint: int = DEFAULT_BUFFER_SIZE_HINT,
+        max_separator_size: int | None = None,
     ) -> None: ...
 
     @overload
@@ -229,6 +287,7 @@ class Scanner(Generic[_R]):
         field_separator: None = None,
         field_pattern: re.Pattern[bytes],
         buffer_size_hint: int = DEFAULT_BUFFER_SIZE_HINT,
+        max_separator_size: int | None = None,
     ) -> None: ...
 
     def __init__(
@@ -241,6 +300,7 @@ class Scanner(Generic[_R]):
         field_separator: object = None,
         field_pattern: object = None,
         buffer_size_hint: object = DEFAULT_BUFFER_SIZE_HINT,
+        max_separator_size: object = None,
     ) -> None:
         if not callable(getattr(stream, "read_some", None)):
             raise TypeError(
@@ -251,11 +311,17 @@ class Scanner(Generic[_R]):
 
         self._sep: bytes = b""
         self._sep_re: re.Pattern[bytes] | None = None
+        self._sep_reach: int | None = None
+        if max_separator_size is not None:
+            given = _size_arg(max_separator_size, "max_separator_size")
         if isinstance(record_separator, re.Pattern):
             pattern = _regex_arg(record_separator, "record_separator")
             if pattern.search(b"") is not None:
                 raise _empty_match()
             self._sep_re = pattern
+            self._sep_reach = (
+                given if max_separator_size is not None else _regex_reach(pattern)
+            )
         else:
             self._sep = _bytes_arg(
                 record_separator,
@@ -550,7 +616,7 @@ class Scanner(Generic[_R]):
             # A separator can begin only in the last len(sep) - 1 bytes.
             self._clean = max(self._clean, end - start - len(sep) + 1)
         else:
-            m = pattern.search(self._buf, start, end)
+            m = pattern.search(self._buf, start + self._clean, end)
             if m is not None:
                 s, e = m.span()
                 if s == e:
@@ -565,12 +631,30 @@ class Scanner(Generic[_R]):
                     return self._find()
                 if self._is_final(pattern, s, e):
                     return s, e, bytes(self._view[s:e])
+                self._resume_after(min(s, end - 1))
                 return None
+            self._resume_after(end)
         if end - start > limit:
             # No terminator ends within the data, so the record and its
             # terminator (or the final record) are longer than the data.
             raise _too_long(limit)
         return None
+
+    def _resume_after(self, searched: int) -> None:
+        """Search a regex separator again only where a match can still start.
+
+        No match began before ``searched`` within the data: with more data,
+        one can begin only where it would end past the data, in the last
+        ``reach`` bytes (one more: ``\\b`` and ``$`` look at the byte after
+        the match).  So the next search starts there, and a record that
+        trickles in is searched about once per byte, not once per read
+        (SPEC §10).  A pattern with no known reach (``None``) is searched
+        again from the record's start, as documented.
+        """
+        reach = self._sep_reach
+        if reach is not None:
+            resume = min(searched, self._end - reach - 1) - self._start
+            self._clean = max(self._clean, resume)
 
     def _is_final(self, pattern: re.Pattern[bytes], s: int, e: int) -> bool:
         """Whether no next byte could change the match ``[s, e)`` at the end."""
