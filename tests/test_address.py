@@ -14,7 +14,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from trio_emtcp._address import Address, address_arg, family_arg, port_arg
+from trio_emtcp._address import Address, address_arg, family_arg
+from trio_emtcp._args import port_arg
 
 LO_NAME = "lo"
 LO_INDEX = socket.if_nametoindex(LO_NAME)

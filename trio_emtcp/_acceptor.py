@@ -8,6 +8,7 @@ import socket as _stdlib_socket
 from typing import final
 
 from . import _options
+from ._args import int_arg
 from ._base import SocketBase
 from ._driver import (
     cancel_shielded_checkpoint,
@@ -88,12 +89,8 @@ class Acceptor(SocketBase, TrioListenerMixin):
         """
         if backlog is None:
             backlog = _stdlib_socket.SOMAXCONN
-        elif isinstance(backlog, bool) or not isinstance(backlog, int):
-            raise TypeError(
-                f"backlog: expected an int or None, got {type(backlog).__name__}"
-            )
-        elif backlog < 0:
-            raise ValueError(f"backlog: must be >= 0, got {backlog}")
+        else:
+            backlog = int_arg(backlog, "backlog", expected="an int or None")
         self._live().listen(backlog)
 
     def set_option(self, name: str, value: bool | float) -> None:

@@ -17,13 +17,14 @@ import re
 import socket
 from typing import Any, Final, final, overload
 
-__all__ = ["Address", "address_arg", "family_arg", "port_arg"]
+from ._args import is_int, type_name
+
+__all__ = ["Address", "address_arg", "family_arg"]
 
 _AF_INET: Final = socket.AF_INET
 _AF_INET6: Final = socket.AF_INET6
 
 # The largest TCP port; Emilua wraps larger numbers modulo 65536, we refuse.
-_MAX_PORT: Final = 0xFFFF
 # ``sin6_scope_id`` is a ``uint32_t``.
 _MAX_SCOPE_ID: Final = 0xFFFF_FFFF
 # Decimal digits of ``_MAX_SCOPE_ID``: a longer digit string (without
@@ -46,10 +47,6 @@ _RESOLVE_HINT: Final = (
 # (Emilua's ``ip.address.new()``), the second is a TypeError, so that a
 # variable that is unexpectedly None never silently means "every interface".
 _UNSET: Final = object()
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
 
 
 def _is_scoped_link_local(packed: bytes) -> bool:
@@ -210,7 +207,7 @@ class Address:
         else:
             raise TypeError(
                 "address: expected a str, an ip.Address, an ipaddress.IPv4Address "
-                f"or an ipaddress.IPv6Address, got {_type_name(address)}"
+                f"or an ipaddress.IPv6Address, got {type_name(address)}"
             )
         return cls._from_packed(packed, scope_id)
 
@@ -270,7 +267,7 @@ class Address:
 
         ``(text, port)`` for IPv4 and ``(text, port, 0, scope_id)`` for IPv6,
         the text without ``%scope`` so that no name lookup happens.  ``port``
-        is not checked: callers check it once with :func:`port_arg`.
+        is not checked: callers check it once with ``_args.port_arg``.
         """
         host = self._host
         if host is None:
@@ -345,8 +342,8 @@ class Address:
                 0..4294967295.
         """
         self._require_v6("with_scope_id")
-        if isinstance(scope_id, bool) or not isinstance(scope_id, int):
-            raise TypeError(f"scope_id: expected an int, got {_type_name(scope_id)}")
+        if not is_int(scope_id):
+            raise TypeError(f"scope_id: expected an int, got {type_name(scope_id)}")
         if not 0 <= scope_id <= _MAX_SCOPE_ID:
             raise ValueError(f"scope_id: must be in 0..{_MAX_SCOPE_ID}, got {scope_id}")
         return Address._from_packed(self._packed, int(scope_id))
@@ -607,35 +604,8 @@ def address_arg(value: object, name: str = "address") -> Address:
             )
         return Address._from_packed(*parsed)
     raise TypeError(
-        f"{name}: expected an ip.Address or a numeric IP string, "
-        f"got {_type_name(value)}"
+        f"{name}: expected an ip.Address or a numeric IP string, got {type_name(value)}"
     )
-
-
-def port_arg(value: object, name: str = "port") -> int:
-    """Check a port argument.
-
-    Emilua wraps a port modulo 65536 (70000 becomes 4464); trio_emtcp
-    refuses it instead, since such a port is always a mistake.
-
-    Args:
-        value: an ``int`` in 0..65535 (not a ``bool``).
-        name: the argument's name, for error messages.
-
-    Returns:
-        The port as a plain ``int``.
-
-    Raises:
-        TypeError: if ``value`` is not an ``int``, or is a ``bool``.
-        ValueError: if it is not in 0..65535.
-    """
-    if type(value) is not int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name}: expected an int, got {_type_name(value)}")
-        value = int(value)  # an IntEnum or other subclass: a plain int
-    if not 0 <= value <= _MAX_PORT:
-        raise ValueError(f"{name}: must be in 0..{_MAX_PORT}, got {value}")
-    return value
 
 
 def family_arg(value: object, name: str = "family") -> int:
@@ -662,5 +632,5 @@ def family_arg(value: object, name: str = "family") -> int:
             return _AF_INET6
         raise ValueError(f"{name}: must be 'v4', 'v6' or an ip.Address, got {value!r}")
     raise TypeError(
-        f"{name}: expected 'v4', 'v6' or an ip.Address, got {_type_name(value)}"
+        f"{name}: expected 'v4', 'v6' or an ip.Address, got {type_name(value)}"
     )

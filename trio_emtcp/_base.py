@@ -8,7 +8,8 @@ from typing import TypeVar
 
 import trio
 
-from ._address import Address, address_arg, family_arg, port_arg
+from ._address import Address, address_arg, family_arg
+from ._args import int_arg, port_arg
 from ._driver import Driver, checkpoint
 from ._endpoint import tostring
 from ._errors import AlreadyOpenError, closed_error
@@ -126,12 +127,7 @@ class SocketBase(Driver):
           OSError: ``fd`` is not an open socket (``EBADF``, ``ENOTSOCK``).
         """
         fam = family_arg(family)
-        if isinstance(fd, bool) or not isinstance(fd, int):
-            raise TypeError(
-                f"fd: expected an int file descriptor, got {type(fd).__name__}"
-            )
-        if fd < 0:
-            raise ValueError(f"fd: must be >= 0, got {fd}")
+        fd = int_arg(fd, "fd", expected="an int file descriptor")
         if self._open_sock() is not None:
             raise AlreadyOpenError("already open")
         self._sock = adopt(fd, fam)

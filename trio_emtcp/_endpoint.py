@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from ._address import Address, address_arg, port_arg
+from ._address import Address, address_arg
+from ._args import MAX_PORT, port_arg, type_name
 
 __all__ = ["toendpoint", "tostring"]
 
@@ -16,7 +17,6 @@ __all__ = ["toendpoint", "tostring"]
 # plain ASCII digits, no sign, no blanks, no "0x", and none of the
 # underscores or Unicode digits that Python's int() would take.
 _PORT_DIGITS: Final = re.compile(r"0|[1-9][0-9]{0,4}")
-_MAX_PORT: Final = 0xFFFF
 
 
 def tostring(addr: Address, port: int | None = None) -> str:
@@ -40,7 +40,7 @@ def tostring(addr: Address, port: int | None = None) -> str:
             65536; trio_emtcp refuses).
     """
     if not isinstance(addr, Address):
-        raise TypeError(f"addr: expected an ip.Address, got {type(addr).__name__}")
+        raise TypeError(f"addr: expected an ip.Address, got {type_name(addr)}")
     if port is None:
         return str(addr)
     port = port_arg(port)
@@ -71,7 +71,7 @@ def toendpoint(text: str) -> tuple[Address, int]:
             not a numeric IP address.
     """
     if not isinstance(text, str):
-        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+        raise TypeError(f"text: expected a str, got {type_name(text)}")
     host, colon, port_text = text.rpartition(":")
     if not colon:
         raise ValueError(f"text: expected 'host:port', got {text!r}")
@@ -80,14 +80,14 @@ def toendpoint(text: str) -> tuple[Address, int]:
     if _PORT_DIGITS.fullmatch(port_text) is None:
         if port_text.isascii() and port_text.isdigit() and port_text[0] != "0":
             # Only digits, just too many of them.
-            raise ValueError(f"text: port must be in 0..{_MAX_PORT}, got {port_text}")
+            raise ValueError(f"text: port must be in 0..{MAX_PORT}, got {port_text}")
         raise ValueError(
             "text: port must be decimal digits without leading zeros, "
             f"got {port_text!r}"
         )
     port = int(port_text)
-    if port > _MAX_PORT:
-        raise ValueError(f"text: port must be in 0..{_MAX_PORT}, got {port}")
+    if port > MAX_PORT:
+        raise ValueError(f"text: port must be in 0..{MAX_PORT}, got {port}")
 
     if len(host) >= 2 and host[0] == "[" and host[-1] == "]":
         address = address_arg(host[1:-1], "text")

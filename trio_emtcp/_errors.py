@@ -8,9 +8,10 @@ written against plain sockets keeps working: an aborted operation is an
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from typing import final
+from typing import TypeVar, final
 
 import trio
 
@@ -20,6 +21,10 @@ __all__ = [
     "EndOfFile",
     "NotFoundError",
     "OperationAborted",
+    "add_transferred",
+    "closed_error",
+    "set_transferred",
+    "with_transferred",
 ]
 
 
@@ -113,6 +118,31 @@ class ClosedSocketError(OSError, trio.ClosedResourceError):
     ``operation_aborted``); the Trio stream methods turn that one into
     :class:`trio.ClosedResourceError`.
     """
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def set_transferred(exc: BaseException, total: int) -> None:
+    """Say on ``exc`` how far the operation it ends got (``bytes_transferred``).
+
+    Any exception escaping a composed operation carries it (trio#889:
+    otherwise a cancelled write leaves the stream state unknown).
+    ``trio.Cancelled`` and ``OSError`` both take new attributes.
+    """
+    with contextlib.suppress(AttributeError):  # exceptions with __slots__
+        exc.bytes_transferred = total  # type: ignore[attr-defined]
+
+
+def with_transferred(exc: E, total: int) -> E:
+    """``exc`` with ``bytes_transferred`` set, for ``raise``."""
+    set_transferred(exc, total)
+    return exc
+
+
+def add_transferred(exc: BaseException, before: int) -> None:
+    """Add ``before`` to what a failed part of an operation recorded."""
+    set_transferred(exc, before + getattr(exc, "bytes_transferred", 0))
 
 
 def closed_error() -> ClosedSocketError:

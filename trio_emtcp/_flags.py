@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import socket
-from collections.abc import Iterable
+
+from ._args import flag_names_arg
 
 __all__ = ["AddressInfoFlag", "MessageFlag", "message_flags_arg"]
 
@@ -48,26 +49,6 @@ def message_flags_arg(flags: object, name: str = "flags") -> int:
         an item of it is not a str.
       ValueError: a name is unknown, or the int is negative.
     """
-    if isinstance(flags, int) and not isinstance(flags, bool):
-        if flags < 0:
-            raise ValueError(f"{name}: must be >= 0, got {flags}")
-        return int(flags)
-    if isinstance(flags, (str, bytes)) or not isinstance(flags, Iterable):
-        raise TypeError(
-            f"{name}: expected an iterable of flag names, an int or an "
-            f"ip.MessageFlag, got {type(flags).__name__}"
-        )
-    value = 0
-    for item in flags:
-        if not isinstance(item, str):
-            raise TypeError(
-                f"{name}: expected flag names (str), got {type(item).__name__}"
-            )
-        try:
-            value |= _MESSAGE_FLAG_NAMES[item]
-        except KeyError:
-            known = ", ".join(sorted(_MESSAGE_FLAG_NAMES))
-            raise ValueError(
-                f"{name}: unknown flag {item!r}; known flags: {known}"
-            ) from None
-    return value
+    return flag_names_arg(
+        flags, name, _MESSAGE_FLAG_NAMES, "an int or an ip.MessageFlag"
+    )

@@ -8,12 +8,13 @@ the real list.
 
 from __future__ import annotations
 
-import math
 import socket
 import struct
 import sys
 from dataclasses import dataclass
 from typing import Literal
+
+from ._args import finite_seconds, int_arg, type_name
 
 __all__ = [
     "ACCEPTOR_OPTIONS",
@@ -139,7 +140,7 @@ def lookup(table: dict[str, _Option], name: object) -> _Option:
         platform lacks it.
     """
     if not isinstance(name, str):
-        raise TypeError(f"name: expected an option name (str), got {_tn(name)}")
+        raise TypeError(f"name: expected an option name (str), got {type_name(name)}")
     try:
         opt = table[name]
     except KeyError:
@@ -162,23 +163,23 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
     """
     if opt.codec == "linger":
         if not isinstance(value, bool):
-            raise TypeError(f"value: linger expects a bool, got {_tn(value)}")
+            raise TypeError(f"value: linger expects a bool, got {type_name(value)}")
         if timeout is None:
             raise TypeError(
                 "timeout: linger needs a timeout in seconds: "
                 "set_option('linger', enabled, timeout)"
             )
-        seconds = _int_arg(timeout, "timeout")
+        seconds = int_arg(timeout, "timeout")
         return _LINGER.pack(int(value), seconds)
     if timeout is not None:
         raise TypeError(f"timeout: only the linger option takes one, not {name!r}")
     if opt.codec in ("bool", "flag"):
         if not isinstance(value, bool):
-            raise TypeError(f"value: {name} expects a bool, got {_tn(value)}")
+            raise TypeError(f"value: {name} expects a bool, got {type_name(value)}")
         return int(value)
     if opt.codec == "range":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"value: {name} expects an int, got {_tn(value)}")
+            raise TypeError(f"value: {name} expects an int, got {type_name(value)}")
         if not opt.low <= value <= opt.high:
             raise ValueError(
                 f"value: {name} must be in {opt.low}..{opt.high} {opt.unit}, "
@@ -186,29 +187,10 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
             )
         return int(value)
     if opt.codec == "millis":
-        return _millis_arg(name, value)
-    return _int_arg(value, "value")
-
-
-def _millis_arg(name: str, value: object) -> int:
-    """Seconds (``int`` or ``float``) as the kernel's whole milliseconds.
-
-    Raises:
-      TypeError: not an ``int`` or ``float`` (``bool`` included).
-      ValueError: negative, not finite, or more milliseconds than a C
-        ``int`` holds.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"value: {name} expects seconds as an int or a float, got {_tn(value)}"
-        )
-    limit = _MAX_MILLIS / 1000
-    if not (math.isfinite(value) and 0 <= value <= limit):
-        raise ValueError(
-            f"value: {name} must be in 0..{limit} seconds (0: the kernel's "
-            f"default), got {value}"
-        )
-    return round(value * 1000)
+        # Seconds, kept by the kernel in whole milliseconds (a C int).
+        limit = _MAX_MILLIS / 1000
+        return round(finite_seconds(value, "value", option=name, limit=limit) * 1000)
+    return int_arg(value, "value")
 
 
 def decode(opt: _Option, raw: int | bytes) -> OptionValue:
@@ -239,15 +221,3 @@ def get_option(sock: socket.socket, opt: _Option) -> OptionValue:
     if opt.codec == "linger":
         return decode(opt, sock.getsockopt(opt.level, opt.name, _LINGER.size))
     return decode(opt, sock.getsockopt(opt.level, opt.name))
-
-
-def _int_arg(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {_tn(value)}")
-    if value < 0:
-        raise ValueError(f"{name}: must be >= 0, got {value}")
-    return value
-
-
-def _tn(value: object) -> str:
-    return type(value).__name__

@@ -21,7 +21,8 @@ from typing import Final, final
 import trio
 
 from ._acceptor import Acceptor
-from ._address import Address, address_arg, port_arg
+from ._address import Address, address_arg
+from ._args import int_arg, number_arg, port_arg, type_name
 from ._driver import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 from ._endpoint import tostring
 from ._errors import NotFoundError
@@ -73,10 +74,6 @@ _DEFAULT_V6_FLAGS: Final = _stdlib_socket.AI_V4MAPPED
 DEFAULT_HAPPY_EYEBALLS_DELAY: Final = 0.25
 
 
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
 @final
 @dataclass(frozen=True, slots=True)
 class AddressInfo:
@@ -106,14 +103,7 @@ class AddressInfo:
 def _flags_arg(flags: object, default: int) -> int:
     if flags is None:
         return default
-    if isinstance(flags, bool) or not isinstance(flags, int):
-        raise TypeError(
-            f"flags: expected an int, an ip.AddressInfoFlag or None, "
-            f"got {_type_name(flags)}"
-        )
-    if flags < 0:
-        raise ValueError(f"flags: must be >= 0, got {flags}")
-    return int(flags)
+    return int_arg(flags, "flags", expected="an int, an ip.AddressInfoFlag or None")
 
 
 def _host_arg(host: object) -> tuple[str | None, int]:
@@ -127,7 +117,7 @@ def _host_arg(host: object) -> tuple[str | None, int]:
         # loopback), as in Asio; getaddrinfo wants NULL for that.
         return (host or None), 0
     raise TypeError(
-        f"host: expected a str or an ip.Address, got {_type_name(host)}"
+        f"host: expected a str or an ip.Address, got {type_name(host)}"
         + ("; use '' for no host" if host is None else "")
     )
 
@@ -143,7 +133,7 @@ def _service_arg(service: object) -> tuple[str | int | None, int]:
         return (service or None), 0
     if isinstance(service, int) and not isinstance(service, bool):
         return port_arg(service, "service"), _stdlib_socket.AI_NUMERICSERV
-    raise TypeError(f"service: expected a str or an int, got {_type_name(service)}")
+    raise TypeError(f"service: expected a str or an int, got {type_name(service)}")
 
 
 def _lookup_error(
@@ -296,7 +286,7 @@ def _endpoint_of(entry: object, index: int) -> tuple[Address, int]:
             raise TypeError(
                 f"{name}: expected an ip.AddressInfo (or an object with "
                 f"address and port) or an (address, port) pair, "
-                f"got {_type_name(entry)}"
+                f"got {type_name(entry)}"
             ) from None
         address, port = entry
     return address_arg(address, f"{name}.address"), port_arg(port, f"{name}.port")
@@ -346,17 +336,17 @@ async def connect(
     last_error: OSError | None = None
     try:
         if not isinstance(sock, Socket):
-            raise TypeError(f"sock: expected an ip.tcp.Socket, got {_type_name(sock)}")
+            raise TypeError(f"sock: expected an ip.tcp.Socket, got {type_name(sock)}")
         if condition is not None and not callable(condition):
             raise TypeError(
-                f"condition: expected a callable or None, got {_type_name(condition)}"
+                f"condition: expected a callable or None, got {type_name(condition)}"
             )
         try:
             iterator = iter(entries)
         except TypeError:
             raise TypeError(
                 f"entries: expected an iterable of ip.AddressInfo, "
-                f"got {_type_name(entries)}"
+                f"got {type_name(entries)}"
             ) from None
         seen_any = False
         for index, entry in enumerate(iterator):
@@ -392,14 +382,9 @@ async def connect(
 def _delay_arg(delay: object) -> float:
     if delay is None:
         return math.inf
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-        raise TypeError(
-            f"happy_eyeballs_delay: expected a number of seconds or None, "
-            f"got {_type_name(delay)}"
-        )
-    if not delay >= 0:  # also refuses NaN
-        raise ValueError(f"happy_eyeballs_delay: must be >= 0, got {delay}")
-    return float(delay)
+    return number_arg(
+        delay, "happy_eyeballs_delay", expected="a number of seconds or None"
+    )
 
 
 def _interleave(entries: list[AddressInfo]) -> list[AddressInfo]:

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar, cast, final, overload
 
 import trio
 
+from ._args import bytes_copy, int_arg, type_name
 from ._errors import EndOfFile
 from ._stream import ReadStream
 from ._util import Buffer
@@ -36,19 +37,6 @@ _FINAL_CACHE_MAX_ENTRIES = 64
 _FINAL_CACHE_MAX_KEY = 64
 
 
-def _bytes_arg(value: object, name: str, accepted: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        raise TypeError(f"{name}: expected {accepted}, got str; use bytes")
-    try:
-        return bytes(memoryview(value))  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected {accepted}, got {type(value).__name__}"
-        ) from None
-
-
 def _regex_arg(value: re.Pattern[Any], name: str) -> re.Pattern[bytes]:
     if not isinstance(value.pattern, bytes):
         raise TypeError(f"{name}: expected a bytes regex, got a str regex; use bytes")
@@ -56,11 +44,7 @@ def _regex_arg(value: re.Pattern[Any], name: str) -> re.Pattern[bytes]:
 
 
 def _size_arg(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: must be >= 1, got {value}")
-    return value
+    return int_arg(value, name, minimum=1)
 
 
 def _regex_split(pattern: re.Pattern[bytes], record: bytes) -> list[bytes]:
@@ -304,8 +288,7 @@ class Scanner(Generic[_R]):
     ) -> None:
         if not callable(getattr(stream, "read_some", None)):
             raise TypeError(
-                "stream: expected an object with read_some(), "
-                f"got {type(stream).__name__}"
+                f"stream: expected an object with read_some(), got {type_name(stream)}"
             )
         self._stream = stream
 
@@ -323,7 +306,7 @@ class Scanner(Generic[_R]):
                 given if max_separator_size is not None else _regex_reach(pattern)
             )
         else:
-            self._sep = _bytes_arg(
+            self._sep = bytes_copy(
                 record_separator,
                 "record_separator",
                 "bytes or a compiled bytes regex",
@@ -339,7 +322,7 @@ class Scanner(Generic[_R]):
         elif trim_record is False:
             self._trim = None
         else:
-            self._trim = _bytes_arg(trim_record, "trim_record", "a bool or bytes")
+            self._trim = bytes_copy(trim_record, "trim_record", "a bool or bytes")
 
         if field_separator is not None and field_pattern is not None:
             raise ValueError("field_pattern: cannot be combined with field_separator")
@@ -350,7 +333,7 @@ class Scanner(Generic[_R]):
         elif callable(field_separator):
             self._split = cast("Callable[[bytes], list[bytes]]", field_separator)
         elif field_separator is not None:
-            fs = _bytes_arg(
+            fs = bytes_copy(
                 field_separator,
                 "field_separator",
                 "bytes, a compiled bytes regex or a callable",
@@ -364,7 +347,7 @@ class Scanner(Generic[_R]):
         elif field_pattern is not None:
             raise TypeError(
                 "field_pattern: expected a compiled bytes regex, "
-                f"got {type(field_pattern).__name__}"
+                f"got {type_name(field_pattern)}"
             )
 
         # The buffer never needs more than max_record_size + 1 bytes: the
@@ -473,7 +456,7 @@ class Scanner(Generic[_R]):
         """
         if self._busy:
             raise trio.BusyResourceError("another task is in get_line()")
-        new = _bytes_arg(data, "data", "a bytes-like object")
+        new = bytes_copy(data, "data", "a bytes-like object")
         n = len(new)
         if n > len(self._buf):
             self._buf = bytearray(n)

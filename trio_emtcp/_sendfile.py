@@ -24,8 +24,9 @@ import io
 import os
 from typing import TYPE_CHECKING, Any
 
-from . import _socket
+from ._args import int_arg, optional_bytes_view
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled, wait_writable
+from ._errors import add_transferred, set_transferred
 from ._util import Buffer, release
 
 if TYPE_CHECKING:
@@ -113,10 +114,7 @@ def _check_readable(fd: int) -> None:
 
 
 def _count_arg(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}: must be >= 0, got {value}")
+    value = int_arg(value, name)
     if value > _MAX_OFFSET:
         raise ValueError(f"{name}: must be <= {_MAX_OFFSET}, got {value}")
     return value
@@ -125,29 +123,9 @@ def _count_arg(value: object, name: str) -> int:
 def _per_send_arg(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            "n_number_of_bytes_per_send: expected an int or None, "
-            f"got {type(value).__name__}"
-        )
-    if value < 1:
-        raise ValueError(f"n_number_of_bytes_per_send: must be >= 1, got {value}")
-    return value
-
-
-def _bytes_arg(value: object, name: str) -> memoryview | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        raise TypeError(
-            f"{name}: expected a bytes-like object, got str; encode it first"
-        )
-    try:
-        return memoryview(value).cast("B")  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a bytes-like object or None, got {type(value).__name__}"
-        ) from None
+    return int_arg(
+        value, "n_number_of_bytes_per_send", minimum=1, expected="an int or None"
+    )
 
 
 async def send_file(
@@ -187,15 +165,15 @@ async def send_file(
             raise ValueError(
                 f"size_in_bytes: offset + size_in_bytes must be <= {_MAX_OFFSET}"
             )
-        head_mv = _bytes_arg(head, "head")
-        tail_mv = _bytes_arg(tail, "tail")
+        head_mv = optional_bytes_view(head, "head")
+        tail_mv = optional_bytes_view(tail, "tail")
         per_send = _per_send_arg(n_number_of_bytes_per_send)
         sock._live()
         _check_readable(in_fd)
     except BaseException as exc:
         _release_all(head_mv, tail_mv)
         await cancel_shielded_checkpoint()
-        _socket._set_transferred(exc, 0)
+        set_transferred(exc, 0)
         raise
     try:
         if not (head_mv or size or tail_mv):
@@ -217,7 +195,7 @@ async def send_file(
             if tail_mv:
                 done += await sock._write_at_least(tail_mv, tail_mv.nbytes)
         except BaseException as exc:
-            _add_transferred(exc, done)
+            add_transferred(exc, done)
             raise
         return sent
     finally:
@@ -229,11 +207,6 @@ def _release_all(*views: memoryview | None) -> None:
     for view in views:
         if view is not None:
             release(view)
-
-
-def _add_transferred(exc: BaseException, before: int) -> None:
-    """Add ``before`` to the progress the failed part recorded on ``exc``."""
-    _socket._set_transferred(exc, before + getattr(exc, "bytes_transferred", 0))
 
 
 async def _send_range(
@@ -250,7 +223,7 @@ async def _send_range(
             sock, in_fd, offset + sent, size - sent, per_send
         )
     except BaseException as exc:
-        _add_transferred(exc, sent)
+        add_transferred(exc, sent)
         raise
 
 
@@ -299,9 +272,9 @@ async def _sendfile_range(
     except BaseException as exc:
         if not blocked:
             await cancel_shielded_checkpoint()
-        _socket._set_transferred(exc, sent)
+        set_transferred(exc, sent)
         if (lost := sock._lost(exc)) is not None:
-            _socket._set_transferred(lost, sent)
+            set_transferred(lost, sent)
             raise lost from None
         raise
     if not blocked:
@@ -327,7 +300,7 @@ async def _copy_range(
     except BaseException as exc:
         if not yielded:
             await cancel_shielded_checkpoint()
-        _add_transferred(exc, sent)
+        add_transferred(exc, sent)
         raise
     if not yielded:
         await cancel_shielded_checkpoint()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import array
-import contextlib
 import errno
 import fcntl
 import os
@@ -11,10 +10,11 @@ import socket as _stdlib_socket
 import sys
 import termios
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, TypeVar, final
+from typing import Any, Literal, final
 
 from . import _options, _sendfile, _urgent
-from ._address import Address, address_arg, port_arg
+from ._address import Address, address_arg
+from ._args import choice, nbytes, port_arg, read_buffer_error, write_buffer_error
 from ._base import SocketBase, check_family, endpoint_text
 from ._driver import (
     cancel_shielded_checkpoint,
@@ -23,14 +23,18 @@ from ._driver import (
     wait_readable,
     wait_writable,
 )
-from ._errors import EndOfFile, OperationAborted, closed_error
+from ._errors import (
+    EndOfFile,
+    OperationAborted,
+    closed_error,
+    set_transferred,
+    with_transferred,
+)
 from ._flags import message_flags_arg
 from ._trio_stream import TrioStreamMixin
 from ._util import Buffer, release
 
 __all__ = ["Socket"]
-
-E = TypeVar("E", bound=BaseException)
 
 # SIOCATMARK has no name in Python's modules; its value is the same on every
 # Linux architecture (include/uapi/linux/sockios.h).
@@ -57,32 +61,6 @@ _LOST_ERRNOS = frozenset(
 )
 _MSG_OOB = _stdlib_socket.MSG_OOB
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
-
-
-def _nbytes(buf: Any, *, writable: bool = False) -> int:
-    """The buffer's size in bytes.
-
-    Raises:
-      TypeError: ``buf`` is not a buffer (or, with ``writable``, is
-        read-only); the callers turn it into their own message.
-    """
-    with memoryview(buf) as mv:
-        if writable and mv.readonly:
-            raise TypeError("read-only buffer")
-        return mv.nbytes
-
-
-def _read_buffer_error(buf: object) -> TypeError:
-    return TypeError(
-        "buf: expected a writable buffer (bytearray, memoryview, array, ...), "
-        f"got {type(buf).__name__}"
-    )
-
-
-def _write_buffer_error(data: object) -> TypeError:
-    if isinstance(data, str):
-        return TypeError("data: expected a bytes-like object, got str; encode it first")
-    return TypeError(f"data: expected a bytes-like object, got {type(data).__name__}")
 
 
 def _connect_result(sock: _stdlib_socket.socket) -> None:
@@ -225,7 +203,7 @@ class Socket(SocketBase, TrioStreamMixin):
           ValueError: ``what`` is another string.
           OSError: ``EBADF`` if closed, ``ENOTCONN`` if not connected.
         """
-        how = _choice(what, "what", _SHUTDOWN)
+        how = choice(what, "what", _SHUTDOWN)
         self._live().shutdown(how)
 
     def disconnect(self) -> None:
@@ -252,7 +230,7 @@ class Socket(SocketBase, TrioStreamMixin):
           ValueError: ``command`` is another string.
           OSError: ``EBADF`` if closed.
         """
-        _choice(command, "command", {"bytes_readable": None})
+        choice(command, "command", {"bytes_readable": None})
         return _ioctl_int(self._live(), termios.FIONREAD)
 
     def set_option(
@@ -523,7 +501,7 @@ class Socket(SocketBase, TrioStreamMixin):
         """
         await checkpoint_if_cancelled()
         try:
-            waiters = _choice(kind, "kind", {"read": 0, "write": 1, "error": 2})
+            waiters = choice(kind, "kind", {"read": 0, "write": 1, "error": 2})
         except BaseException:
             await cancel_shielded_checkpoint()
             raise
@@ -548,7 +526,7 @@ class Socket(SocketBase, TrioStreamMixin):
             if self._readers.busy:
                 # Queue behind the waiting task, unless there is nothing to
                 # wait for: a bad or empty buffer answers at once.
-                if _nbytes(buf, writable=True) != 0:
+                if nbytes(buf, writable=True) != 0:
                     raise _EAGAIN
                 n = 0
             else:
@@ -570,7 +548,7 @@ class Socket(SocketBase, TrioStreamMixin):
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
-                raise _read_buffer_error(buf) from None
+                raise read_buffer_error(buf) from None
             if self._underfoot(exc):
                 raise closed_error() from None
             if (lost := self._lost(exc)) is not None:
@@ -580,7 +558,7 @@ class Socket(SocketBase, TrioStreamMixin):
             await cancel_shielded_checkpoint()
         if n:
             return n
-        if _nbytes(buf) == 0:
+        if nbytes(buf) == 0:
             return 0
         raise self._eof()
 
@@ -591,7 +569,7 @@ class Socket(SocketBase, TrioStreamMixin):
             if sock is None:
                 raise closed_error()
             if self._writers.busy:
-                if _nbytes(data) != 0:
+                if nbytes(data) != 0:
                     raise _EAGAIN
                 n: int = 0
             else:
@@ -613,10 +591,10 @@ class Socket(SocketBase, TrioStreamMixin):
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
-                raise _write_buffer_error(data) from None
+                raise write_buffer_error(data) from None
             if self._underfoot(exc):
                 raise closed_error() from None
-            if sock is not None and isinstance(exc, OSError) and _nbytes(data) == 0:
+            if sock is not None and isinstance(exc, OSError) and nbytes(data) == 0:
                 # Emilua (Asio) never issues a syscall for an empty buffer:
                 # 0 even on an unconnected socket, where send() says EPIPE.
                 return 0
@@ -736,11 +714,11 @@ class Socket(SocketBase, TrioStreamMixin):
         except BaseException as exc:
             if not blocked:
                 await cancel_shielded_checkpoint()
-            _set_transferred(exc, total)
+            set_transferred(exc, total)
             if self._underfoot(exc):
-                raise _transferred(closed_error(), total) from None
+                raise with_transferred(closed_error(), total) from None
             if (lost := self._lost(exc)) is not None:
-                raise _transferred(lost, total) from None
+                raise with_transferred(lost, total) from None
             raise
         finally:
             if chunk is not None:
@@ -784,11 +762,11 @@ class Socket(SocketBase, TrioStreamMixin):
         except BaseException as exc:
             if not blocked:
                 await cancel_shielded_checkpoint()
-            _set_transferred(exc, total)
+            set_transferred(exc, total)
             if self._underfoot(exc):
-                raise _transferred(closed_error(), total) from None
+                raise with_transferred(closed_error(), total) from None
             if (lost := self._lost(exc)) is not None:
-                raise _transferred(lost, total) from None
+                raise with_transferred(lost, total) from None
             raise
         finally:
             if chunk is not None:
@@ -841,11 +819,11 @@ class Socket(SocketBase, TrioStreamMixin):
         except BaseException as exc:
             if not blocked:
                 await cancel_shielded_checkpoint()
-            _set_transferred(exc, total)
+            set_transferred(exc, total)
             if self._underfoot(exc):
-                raise _transferred(closed_error(), total) from None
+                raise with_transferred(closed_error(), total) from None
             if (lost := self._lost(exc)) is not None:
-                raise _transferred(lost, total) from None
+                raise with_transferred(lost, total) from None
             raise
         finally:
             # What is left: the caller's own views (released by the caller
@@ -860,30 +838,6 @@ class Socket(SocketBase, TrioStreamMixin):
 
 # Linux's UIO_MAXIOV; sendmsg refuses more buffers than this in one call.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
-
-
-def _set_transferred(exc: BaseException, total: int) -> None:
-    # Any exception escaping a composed operation says how far it got
-    # (trio#889: otherwise a cancelled write leaves the stream state
-    # unknown).  trio.Cancelled and OSError both take new attributes.
-    with contextlib.suppress(AttributeError):  # exceptions with __slots__
-        exc.bytes_transferred = total  # type: ignore[attr-defined]
-
-
-def _transferred(exc: E, total: int) -> E:
-    """``exc`` with ``bytes_transferred`` set, for ``raise``."""
-    _set_transferred(exc, total)
-    return exc
-
-
-def _choice(value: object, name: str, table: dict[str, Any]) -> Any:
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
-    try:
-        return table[value]
-    except KeyError:
-        known = ", ".join(repr(k) for k in table)
-        raise ValueError(f"{name}: expected one of {known}, got {value!r}") from None
 
 
 def _ioctl_int(sock: _stdlib_socket.socket, request: int) -> int:

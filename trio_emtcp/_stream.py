@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from ._args import bytes_view, int_arg, writable_view
 from ._driver import checkpoint
-from ._errors import EndOfFile
-from ._socket import Socket, _set_transferred
+from ._errors import EndOfFile, set_transferred
+from ._socket import Socket
 from ._util import Buffer, release
 
 __all__ = [
@@ -51,40 +52,8 @@ class WriteStream(Protocol):
         ...
 
 
-def _bytes_view(data: object, name: str) -> memoryview:
-    if isinstance(data, str):
-        raise TypeError(
-            f"{name}: expected a bytes-like object, got str; encode it first"
-        )
-    try:
-        return memoryview(data).cast("B")  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a bytes-like object, got {type(data).__name__}"
-        ) from None
-
-
-def _writable_view(buf: object) -> memoryview:
-    try:
-        mv = memoryview(buf).cast("B")  # type: ignore[arg-type]
-    except TypeError:
-        mv = None
-    if mv is not None and mv.readonly:
-        release(mv)
-        mv = None
-    if mv is None:
-        raise TypeError(
-            "buf: expected a writable buffer (bytearray, memoryview, array, ...), "
-            f"got {type(buf).__name__}"
-        )
-    return mv
-
-
 def _minimum_arg(minimum: object, size: int) -> int:
-    if isinstance(minimum, bool) or not isinstance(minimum, int):
-        raise TypeError(f"minimum: expected an int, got {type(minimum).__name__}")
-    if minimum < 0:
-        raise ValueError(f"minimum: must be >= 0, got {minimum}")
+    minimum = int_arg(minimum, "minimum")
     # Emilua clamps to the buffer's size: asking for more than fits means
     # "fill it".
     return min(minimum, size)
@@ -114,7 +83,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
         try:
             try:
                 for item in data:
-                    views.append(_bytes_view(item, "data"))
+                    views.append(bytes_view(item, "data"))
             except TypeError:
                 await checkpoint()
                 raise
@@ -125,7 +94,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
             for view in views:
                 release(view)
     try:
-        mv = _bytes_view(data, "data")
+        mv = bytes_view(data, "data")
     except TypeError:
         await checkpoint()
         raise
@@ -151,7 +120,7 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
         with ``bytes_transferred`` set.
     """
     try:
-        mv = _bytes_view(data, "data")
+        mv = bytes_view(data, "data")
     except TypeError:
         await checkpoint()
         raise
@@ -181,7 +150,7 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
       OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
     """
     try:
-        mv = _writable_view(buf)
+        mv = writable_view(buf)
     except TypeError:
         await checkpoint()
         raise
@@ -208,7 +177,7 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
         :func:`read_all`.
     """
     try:
-        mv = _writable_view(buf)
+        mv = writable_view(buf)
     except TypeError:
         await checkpoint()
         raise
@@ -248,7 +217,7 @@ async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> i
             with mv[total:] as chunk:
                 total += await stream.write_some(chunk)
     except BaseException as exc:
-        _set_transferred(exc, total)
+        set_transferred(exc, total)
         raise
     return total
 
@@ -268,7 +237,7 @@ async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> 
                 done += n
                 total += n
     except BaseException as exc:
-        _set_transferred(exc, total)
+        set_transferred(exc, total)
         raise
     return total
 
@@ -288,6 +257,6 @@ async def _generic_read(stream: ReadStream, mv: memoryview, minimum: int) -> int
                 raise EndOfFile()
             total += n
     except BaseException as exc:
-        _set_transferred(exc, total)
+        set_transferred(exc, total)
         raise
     return total

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 import trio
 
+from ._args import bytes_view, int_arg
 from ._driver import (
     cancel_shielded_checkpoint,
     checkpoint,
@@ -187,42 +188,6 @@ class _StreamErrors:
         raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
 
 
-def _max_bytes_arg(max_bytes: object) -> int:
-    """Check ``receive_some``'s ``max_bytes`` (``None`` already handled).
-
-    Raises:
-      TypeError: not an ``int`` (``bool`` included).
-      ValueError: less than 1.
-    """
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-        raise TypeError(
-            f"max_bytes: expected an int or None, got {type(max_bytes).__name__}"
-        )
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes: must be >= 1, got {max_bytes}")
-    return max_bytes
-
-
-def _data_arg(data: object) -> memoryview:
-    """``send_all``'s ``data`` as a flat byte view.
-
-    Raises:
-      TypeError: not a C-contiguous bytes-like object.
-    """
-    try:
-        return memoryview(data).cast("B")  # type: ignore[arg-type]
-    except TypeError:
-        if isinstance(data, str):
-            raise TypeError(
-                "data: expected a bytes-like object, got str; encode it first"
-            ) from None
-        if isinstance(data, memoryview):
-            raise TypeError("data: expected a C-contiguous buffer") from None
-        raise TypeError(
-            f"data: expected a bytes-like object, got {type(data).__name__}"
-        ) from None
-
-
 def _limit_unsent(socket: _SocketState) -> None:
     """Set ``TCP_NOTSENT_LOWAT`` for the Trio send-side methods (SPEC §11).
 
@@ -296,7 +261,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         try:
             with _StreamErrors(self):
                 try:
-                    view = _data_arg(data)
+                    view = bytes_view(data)
                 except TypeError:
                     await checkpoint()
                     raise
@@ -412,7 +377,9 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
             size = DEFAULT_RECEIVE_SIZE
         else:
             try:
-                size = _max_bytes_arg(max_bytes)
+                size = int_arg(
+                    max_bytes, "max_bytes", minimum=1, expected="an int or None"
+                )
             except (TypeError, ValueError):
                 await checkpoint()
                 raise

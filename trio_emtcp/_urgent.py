@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import _socket
+from ._args import nbytes, read_buffer_error
 from ._driver import (
     Waiters,
     cancel_shielded_checkpoint,
@@ -388,10 +388,6 @@ def _writable_nbytes(buf: Buffer) -> int:
       TypeError: ``buf`` is not a writable buffer.
     """
     try:
-        mv = memoryview(buf)
+        return nbytes(buf, writable=True)
     except TypeError:
-        raise _socket._read_buffer_error(buf) from None
-    with mv:
-        if mv.readonly:
-            raise _socket._read_buffer_error(buf)
-        return mv.nbytes
+        raise read_buffer_error(buf) from None

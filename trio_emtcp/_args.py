@@ -1,0 +1,297 @@
+"""Argument checks and their messages, in one place.
+
+Every public parameter is checked here before it reaches the kernel, a
+``struct`` or the resolver (SPEC §4): a :class:`TypeError` for a wrong type,
+a :class:`ValueError` for a wrong value, each message of the form
+``"NAME: what was expected, got WHAT"``.  The callers name the argument;
+this module words the rule, so that a new parameter gets the same checks
+and the same wording by construction.
+
+Nothing here is async: the ``async`` callers turn a refusal into a
+checkpoint and a raise (SPEC §4: every async call is a checkpoint, also on
+error).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+__all__ = [
+    "MAX_PORT",
+    "bytes_copy",
+    "bytes_view",
+    "choice",
+    "finite_seconds",
+    "flag_names_arg",
+    "int_arg",
+    "is_int",
+    "nbytes",
+    "number_arg",
+    "optional_bytes_view",
+    "port_arg",
+    "read_buffer_error",
+    "type_name",
+    "writable_view",
+    "write_buffer_error",
+]
+
+T = TypeVar("T")
+
+MAX_PORT = 0xFFFF
+
+
+def type_name(value: object) -> str:
+    """The name a message gives a value's type: ``int``, ``NoneType``..."""
+    return type(value).__name__
+
+
+def is_int(value: object) -> bool:
+    """Whether ``value`` is an integer argument: an ``int``, never a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_arg(
+    value: object,
+    name: str,
+    *,
+    minimum: int = 0,
+    expected: str = "an int",
+) -> int:
+    """An integer argument, at least ``minimum``.
+
+    Args:
+      value: what the caller passed.
+      name: the argument's name, for the messages.
+      minimum: the smallest value accepted.
+      expected: how the type message words what is accepted (``"an int or
+        None"`` where ``None`` was handled before).
+
+    Returns:
+      ``value`` as a plain ``int`` (an ``IntEnum`` member becomes its value).
+
+    Raises:
+      TypeError: not an ``int``, or a ``bool``.
+      ValueError: less than ``minimum``.
+    """
+    if not is_int(value):
+        raise TypeError(f"{name}: expected {expected}, got {type_name(value)}")
+    assert isinstance(value, int)
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def port_arg(value: object, name: str = "port") -> int:
+    """A port: an ``int`` in 0..65535.
+
+    Emilua wraps a port modulo 65536 (70000 becomes 4464); trio_emtcp
+    refuses it instead, since such a port is always a mistake.
+
+    Raises:
+      TypeError: not an ``int``, or a ``bool``.
+      ValueError: not in 0..65535.
+    """
+    if type(value) is not int:
+        if not is_int(value):
+            raise TypeError(f"{name}: expected an int, got {type_name(value)}")
+        value = int(value)  # type: ignore[call-overload]
+    assert isinstance(value, int)
+    if not 0 <= value <= MAX_PORT:
+        raise ValueError(f"{name}: must be in 0..{MAX_PORT}, got {value}")
+    return value
+
+
+def number_arg(value: object, name: str, *, expected: str) -> float:
+    """A number of seconds (``int`` or ``float``), at least 0, not NaN.
+
+    Raises:
+      TypeError: not an ``int`` or ``float``, or a ``bool``.
+      ValueError: negative or NaN.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected {expected}, got {type_name(value)}")
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"{name}: must be >= 0, got {value}")
+    return float(value)
+
+
+def finite_seconds(value: object, name: str, *, option: str, limit: float) -> float:
+    """Seconds (``int`` or ``float``) in ``0..limit``, for the option ``option``.
+
+    Raises:
+      TypeError: not an ``int`` or ``float`` (``bool`` included).
+      ValueError: out of range, or not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name}: {option} expects seconds as an int or a float, "
+            f"got {type_name(value)}"
+        )
+    if not (math.isfinite(value) and 0 <= value <= limit):
+        raise ValueError(
+            f"{name}: {option} must be in 0..{limit} seconds (0: the kernel's "
+            f"default), got {value}"
+        )
+    return float(value)
+
+
+def choice(value: object, name: str, table: dict[str, T]) -> T:
+    """One of the names of ``table``; what it maps to.
+
+    Raises:
+      TypeError: not a ``str``.
+      ValueError: not one of the names (the message lists them).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a str, got {type_name(value)}")
+    try:
+        return table[value]
+    except KeyError:
+        known = ", ".join(repr(k) for k in table)
+        raise ValueError(f"{name}: expected one of {known}, got {value!r}") from None
+
+
+# -- buffers ------------------------------------------------------------------
+
+
+def write_buffer_error(
+    value: object, name: str = "data", *, or_none: bool = False
+) -> TypeError:
+    """The refusal of something that is not a bytes-like object."""
+    if isinstance(value, str):
+        return TypeError(
+            f"{name}: expected a bytes-like object, got str; encode it first"
+        )
+    if isinstance(value, memoryview):
+        return TypeError(f"{name}: expected a C-contiguous buffer")
+    alternative = " or None" if or_none else ""
+    return TypeError(
+        f"{name}: expected a bytes-like object{alternative}, got {type_name(value)}"
+    )
+
+
+def read_buffer_error(value: object, name: str = "buf") -> TypeError:
+    """The refusal of something that is not a writable buffer."""
+    return TypeError(
+        f"{name}: expected a writable buffer (bytearray, memoryview, array, ...), "
+        f"got {type_name(value)}"
+    )
+
+
+def bytes_view(value: object, name: str = "data") -> memoryview:
+    """A flat (``"B"``) view of a bytes-like argument; release it after use.
+
+    Raises:
+      TypeError: not a C-contiguous bytes-like object (``str``: encode it).
+    """
+    if isinstance(value, str):
+        raise write_buffer_error(value, name)
+    try:
+        return memoryview(value).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        raise write_buffer_error(value, name) from None
+
+
+def optional_bytes_view(value: object, name: str) -> memoryview | None:
+    """:func:`bytes_view`, or ``None`` for ``None``.
+
+    Raises:
+      TypeError: neither ``None`` nor a C-contiguous bytes-like object.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise write_buffer_error(value, name)
+    try:
+        return memoryview(value).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        raise write_buffer_error(value, name, or_none=True) from None
+
+
+def writable_view(value: object, name: str = "buf") -> memoryview:
+    """A flat view of a writable buffer argument; release it after use.
+
+    Raises:
+      TypeError: not a writable C-contiguous buffer.
+    """
+    try:
+        view = memoryview(value).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        raise read_buffer_error(value, name) from None
+    if view.readonly:
+        view.release()
+        raise read_buffer_error(value, name)
+    return view
+
+
+def bytes_copy(value: object, name: str, accepted: str) -> bytes:
+    """A ``bytes`` copy of a bytes-like argument (the Scanner's separators).
+
+    Raises:
+      TypeError: not bytes-like (``str``: use bytes).
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        raise TypeError(f"{name}: expected {accepted}, got str; use bytes")
+    try:
+        return bytes(memoryview(value))  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected {accepted}, got {type_name(value)}"
+        ) from None
+
+
+def flag_names_arg(
+    value: object, name: str, names: dict[str, int], expected: str
+) -> int:
+    """Flags given as an ``int`` (or an ``IntFlag``) or an iterable of names.
+
+    Args:
+      names: each accepted name and its bit.
+      expected: the accepted types, for the message (``"an int or an
+        ip.MessageFlag"``).
+
+    Raises:
+      TypeError: neither an ``int`` nor an iterable of ``str`` (a ``str``
+        itself, and ``bytes``, are refused: they are not lists of names).
+      ValueError: an unknown name (the message lists the known ones), or a
+        negative ``int``.
+    """
+    if is_int(value):
+        assert isinstance(value, int)
+        if value < 0:
+            raise ValueError(f"{name}: must be >= 0, got {value}")
+        return int(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name}: expected an iterable of flag names, {expected}, "
+            f"got {type_name(value)}"
+        )
+    bits = 0
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{name}: expected flag names (str), got {type_name(item)}")
+        try:
+            bits |= names[item]
+        except KeyError:
+            known = ", ".join(sorted(names))
+            raise ValueError(
+                f"{name}: unknown flag {item!r}; known flags: {known}"
+            ) from None
+    return bits
+
+
+def nbytes(value: Any, *, writable: bool = False) -> int:
+    """A buffer's size in bytes, without keeping a view of it.
+
+    Raises:
+      TypeError: not a buffer (or, with ``writable``, a read-only one); the
+        callers turn it into their own message.
+    """
+    with memoryview(value) as view:
+        if writable and view.readonly:
+            raise TypeError("read-only buffer")
+        return view.nbytes
