@@ -28,7 +28,7 @@ import trustme
 from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 
 import trio_emtcp
-from trio_emtcp import OperationAborted, socket_pair
+from trio_emtcp import OperationAborted, _transfer, socket_pair
 from trio_emtcp._errors import ClosedSocketError, closed_error
 from trio_emtcp._trio_stream import (
     DEFAULT_RECEIVE_SIZE,
@@ -210,13 +210,14 @@ async def test_Socket_send_all_uses_one_composed_write(
     # whole buffer), not a loop of write_some calls.
     a, b = pair
     calls: list[tuple[int, int]] = []
-    original = Socket._write_at_least
+    original = _transfer.run
 
-    async def spy(self: Socket, data: Any, minimum: int) -> int:
-        calls.append((memoryview(data).nbytes, minimum))
-        return await original(self, data, minimum)
+    async def spy(driver: Any, job: Any) -> int:
+        calls.append((job.minimum, job.minimum))
+        result: int = await original(driver, job)
+        return result
 
-    monkeypatch.setattr(Socket, "_write_at_least", spy)
+    monkeypatch.setattr(_transfer, "run", spy)
     await a.send_all(b"y" * 5000)
     assert calls == [(5000, 5000)]
     got = bytearray()

@@ -11,11 +11,8 @@ from . import _options
 from ._args import int_arg
 from ._base import SocketBase
 from ._driver import (
-    cancel_shielded_checkpoint,
-    checkpoint_if_cancelled,
     wait_readable,
 )
-from ._errors import closed_error
 from ._socket import Socket
 from ._trio_stream import TrioListenerMixin
 
@@ -154,33 +151,15 @@ class Acceptor(SocketBase, TrioListenerMixin):
           OSError: ``EBADF`` if closed; ``EINVAL`` if not listening; the
             errors above.
         """
-        await checkpoint_if_cancelled()
+        # The family before the operation: another task may close the
+        # acceptor in the tick after the accept returned.
         sock = self._sock
+        family = sock.family if sock is not None else _stdlib_socket.AF_INET
+        # A closed acceptor raises the closed-object error, which is also
+        # the ClosedResourceError that trio.serve_listeners needs.
+        fd = await self._attempt(self._readers, wait_readable, self._accept_fd)
         try:
-            if sock is None:
-                raise closed_error()
-            if self._readers.busy:
-                raise BlockingIOError
-            fd = self._accept_fd(sock)
-        except BlockingIOError:
-            assert sock is not None
-            fd = await self._blocked(
-                self._readers,
-                wait_readable,
-                self._accept_fd,
-                (sock,),
-                wait_first=not self._readers.busy,
-            )
-        except BaseException as exc:
-            await cancel_shielded_checkpoint()
-            if self._underfoot(exc):
-                # trio.serve_listeners needs ClosedResourceError here.
-                raise closed_error() from None
-            raise
-        else:
-            await cancel_shielded_checkpoint()
-        try:
-            conn = _new_socket(sock.family, _SOCK_STREAM, 0, fd)
+            conn = _new_socket(family, _SOCK_STREAM, 0, fd)
         except BaseException:  # pragma: no cover - only on interpreter trouble
             os.close(fd)
             raise

@@ -12,7 +12,7 @@ from ._address import Address, address_arg, family_arg
 from ._args import int_arg, port_arg
 from ._driver import Driver, checkpoint
 from ._endpoint import tostring
-from ._errors import AlreadyOpenError, closed_error
+from ._errors import AlreadyOpenError
 
 _S = TypeVar("_S", bound="SocketBase")
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
@@ -26,18 +26,6 @@ class SocketBase(Driver):
     def __init__(self) -> None:
         super().__init__()
         self._trio_sock: trio.socket.SocketType | None = None
-
-    def _live(self) -> _stdlib_socket.socket:
-        """The open stdlib socket.
-
-        Raises:
-          ClosedSocketError: closed, also when the descriptor was closed
-            underfoot (see :meth:`_open_sock`).
-        """
-        sock = self._open_sock()
-        if sock is None:
-            raise closed_error()
-        return sock
 
     def _detach_sock(self, *, releasing: bool = False) -> _stdlib_socket.socket | None:
         # The trio wrapper belongs to the descriptor being let go.

@@ -167,6 +167,30 @@ class Driver:
             return None
         return sock
 
+    def _live(self) -> _stdlib_socket.socket:
+        """The open stdlib socket.
+
+        Raises:
+          ClosedSocketError: closed, also when the descriptor was closed
+            underfoot (see :meth:`_open_sock`).
+        """
+        sock = self._open_sock()
+        if sock is None:
+            raise closed_error()
+        return sock
+
+    def _replacement(self, exc: BaseException) -> BaseException | None:
+        """What an operation raises instead of ``exc``, or ``None`` for ``exc``.
+
+        The one place where a syscall's error becomes the library's: here a
+        syscall's ``EBADF`` on a descriptor closed underfoot becomes the
+        closed-object error.  ``Socket`` adds the connection error it
+        remembers (SPEC §10).  Called on the error paths only.
+        """
+        if self._underfoot(exc):
+            return closed_error()
+        return None
+
     def _underfoot(self, exc: BaseException) -> bool:
         """Whether ``exc`` is a syscall's ``EBADF`` on a descriptor closed underfoot.
 
@@ -244,6 +268,60 @@ class Driver:
                 trio.lowlevel.notify_closing(sock)
         return sock
 
+    # -- the fast path ----------------------------------------------------
+
+    async def _attempt(
+        self,
+        waiters: Waiters,
+        wait_fn: WaitFn,
+        fn: Callable[..., T],
+        args: tuple[Any, ...] = (),
+    ) -> T:
+        """One operation: ``fn(sock, *args)``, the whole contract around it.
+
+        Checkpoint (cancel point); join the queue if another task waits in
+        this direction, else try the syscall at once; wait and retry on the
+        slow path (:meth:`_blocked`) if it would block; closing checkpoint
+        (schedule point) otherwise.  A full Trio checkpoint on every
+        outcome, errors included, with no cancel scope, lock or allocation
+        when the syscall does not block.  ``Socket.read_some`` and
+        ``write_some`` write this inline (see ``Socket._recv``): a call
+        less per operation is measurable there.
+
+        Raises:
+          OperationAborted, trio.Cancelled, OSError: as :meth:`_blocked`;
+            errors pass through :meth:`_replacement`.
+        """
+        await checkpoint_if_cancelled()
+        sock = self._sock
+        try:
+            if sock is None:
+                raise closed_error()
+            if waiters.busy:
+                raise BlockingIOError
+            result = fn(sock, *args)
+        except BlockingIOError:
+            assert sock is not None
+            try:
+                return await self._blocked(
+                    waiters,
+                    wait_fn,
+                    fn,
+                    (sock, *args),
+                    wait_first=not waiters.busy,
+                )
+            except BaseException as exc:
+                if (replacement := self._replacement(exc)) is None:
+                    raise
+                raise replacement from None
+        except BaseException as exc:
+            await cancel_shielded_checkpoint()
+            if (replacement := self._replacement(exc)) is None:
+                raise
+            raise replacement from None
+        await cancel_shielded_checkpoint()
+        return result
+
     # -- the slow path ----------------------------------------------------
 
     def _blocked(
@@ -255,6 +333,7 @@ class Driver:
         *,
         wait_first: bool,
         queued_after_try: bool = False,
+        scoped: bool = False,
     ) -> Coroutine[Any, Any, T]:
         """Run ``fn(*args)`` until it stops raising ``BlockingIOError``.
 
@@ -273,6 +352,10 @@ class Driver:
           queued_after_try: the operation's own syscall already ran even if
             the task has to queue (``connect``: ``fn`` only reads the
             result), so a task handed the direction waits before ``fn``.
+          scoped: the wait cannot be reached through the descriptor
+            (``wait_fn`` is not Trio's own wait on it, e.g. a private epoll
+            for urgent data), so the operation always runs in a cancel
+            scope that ``cancel()``/``close()`` cancel.
 
         Raises:
           OperationAborted: ``cancel()``/``close()``/``release()`` reached the
@@ -283,7 +366,7 @@ class Driver:
         sock = self._open_sock()
         if sock is None:
             return _closed()
-        if not waiters.busy and (wait_fn is wait_readable or wait_fn is wait_writable):
+        if not waiters.busy and not scoped:
             return self._blocked_head(
                 sock, waiters, wait_fn, fn, args, wait_first, self._aborts
             )

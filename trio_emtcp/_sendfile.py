@@ -18,15 +18,16 @@ slow disk blocks the loop while the kernel reads it.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import io
 import os
 from typing import TYPE_CHECKING, Any
 
+from . import _transfer
 from ._args import int_arg, optional_bytes_view
-from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled, wait_writable
+from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from ._errors import add_transferred, set_transferred
+from ._transfer import SendfileJob, WriteJob
 from ._util import Buffer, release
 
 if TYPE_CHECKING:
@@ -37,15 +38,6 @@ __all__ = ["send_file"]
 # Whether to try os.sendfile at all.  A module global so that the tests can
 # drive the fallback on a system that has sendfile.
 _USE_SENDFILE = hasattr(os, "sendfile")
-
-# Errors with which sendfile refuses a kind of file (or socket) rather than
-# failing the transfer: the same bytes can still go through read + send.
-# EINVAL: Linux, for a source that cannot be mmapped (e.g. some special
-# files); ENOSYS/ENOTSUP/EOPNOTSUPP: a kernel or filesystem without it;
-# ENOTSOCK: systems where the destination must be a plain socket.
-_FALLBACK_ERRNOS = frozenset(
-    {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}
-)
 
 # Linux moves at most MAX_RW_COUNT (INT_MAX rounded down to a page) per
 # call; asking for more is harmless but pointless.
@@ -188,12 +180,12 @@ async def send_file(
         sent = 0
         try:
             if head_mv:
-                done += await sock._write_at_least(head_mv, head_mv.nbytes)
+                done += await _transfer.run(sock, WriteJob(head_mv, head_mv.nbytes))
             if size:
                 sent = await _send_range(sock, in_fd, start, size, per_send)
                 done += sent
             if tail_mv:
-                done += await sock._write_at_least(tail_mv, tail_mv.nbytes)
+                done += await _transfer.run(sock, WriteJob(tail_mv, tail_mv.nbytes))
         except BaseException as exc:
             add_transferred(exc, done)
             raise
@@ -237,49 +229,9 @@ async def _sendfile_range(
       file or socket (the caller copies the rest).
     """
     cap = _MAX_SENDFILE_COUNT if per_send is None else per_send
-    sent = 0
-    blocked = False
-    refused = False
-    try:
-        await checkpoint_if_cancelled()
-        out_fd = sock._live().fileno()
-        writers = sock._writers
-        while sent < size:
-            args = (out_fd, in_fd, offset + sent, min(size - sent, cap))
-            try:
-                try:
-                    if writers.busy:
-                        raise BlockingIOError
-                    n = os.sendfile(*args)
-                except BlockingIOError:
-                    blocked = True
-                    n = await sock._blocked(
-                        writers,
-                        wait_writable,
-                        os.sendfile,
-                        args,
-                        wait_first=not writers.busy,
-                    )
-            except OSError as exc:
-                if exc.errno not in _FALLBACK_ERRNOS:
-                    raise
-                # The call that failed sent nothing: copy the rest.
-                refused = True
-                break
-            if not n:
-                break  # end of file: what there was is sent (documented)
-            sent += n
-    except BaseException as exc:
-        if not blocked:
-            await cancel_shielded_checkpoint()
-        set_transferred(exc, sent)
-        if (lost := sock._lost(exc)) is not None:
-            set_transferred(lost, sent)
-            raise lost from None
-        raise
-    if not blocked:
-        await cancel_shielded_checkpoint()
-    return sent, refused
+    job = SendfileJob(in_fd, offset, size, cap)
+    sent = await _transfer.run(sock, job)
+    return sent, job.refused
 
 
 async def _copy_range(
@@ -295,8 +247,8 @@ async def _copy_range(
             data = os.pread(in_fd, min(size - sent, chunk), offset + sent)
             if not data:
                 break  # end of file
-            yielded = True  # _write_at_least is a checkpoint of its own
-            sent += await sock._write_at_least(data, len(data))
+            yielded = True  # a transfer is a checkpoint of its own
+            sent += await _transfer.run(sock, WriteJob(data, len(data)))
     except BaseException as exc:
         if not yielded:
             await cancel_shielded_checkpoint()

@@ -9,7 +9,7 @@ import os
 import socket as _stdlib_socket
 import sys
 import termios
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal, final
 
 from . import _options, _sendfile, _urgent
@@ -27,12 +27,10 @@ from ._errors import (
     EndOfFile,
     OperationAborted,
     closed_error,
-    set_transferred,
-    with_transferred,
 )
 from ._flags import message_flags_arg
 from ._trio_stream import TrioStreamMixin
-from ._util import Buffer, release
+from ._util import Buffer
 
 __all__ = ["Socket"]
 
@@ -169,6 +167,14 @@ class Socket(SocketBase, TrioStreamMixin):
         if exc.errno in _LOST_ERRNOS:
             self._lost_to = (exc.errno, exc.strerror or os.strerror(exc.errno))
         return None
+
+    def _replacement(self, exc: BaseException) -> BaseException | None:
+        # The driver's translation (a descriptor closed underfoot), then the
+        # remembered connection error: raised instead of a later error, and
+        # where a read would report the end of the stream.
+        if isinstance(exc, EndOfFile):
+            return None if self._lost_to is None else self._eof()
+        return super()._replacement(exc) or self._lost(exc)
 
     def _eof(self) -> BaseException:
         """What a read raises where the kernel reports the end of the stream."""
@@ -542,17 +548,15 @@ class Socket(SocketBase, TrioStreamMixin):
                     wait_first=not self._readers.busy,
                 )
             except OSError as exc:
-                if (lost := self._lost(exc)) is None:
+                if (replacement := self._replacement(exc)) is None:
                     raise
-                raise lost from None
+                raise replacement from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
                 raise read_buffer_error(buf) from None
-            if self._underfoot(exc):
-                raise closed_error() from None
-            if (lost := self._lost(exc)) is not None:
-                raise lost from None
+            if (replacement := self._replacement(exc)) is not None:
+                raise replacement from None
             raise
         else:
             await cancel_shielded_checkpoint()
@@ -585,21 +589,24 @@ class Socket(SocketBase, TrioStreamMixin):
                     wait_first=not self._writers.busy,
                 )
             except OSError as exc:
-                if (lost := self._lost(exc)) is None:
+                if (replacement := self._replacement(exc)) is None:
                     raise
-                raise lost from None
+                raise replacement from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if isinstance(exc, TypeError):
                 raise write_buffer_error(data) from None
-            if self._underfoot(exc):
-                raise closed_error() from None
-            if sock is not None and isinstance(exc, OSError) and nbytes(data) == 0:
+            if (
+                sock is not None
+                and isinstance(exc, OSError)
+                and not self._underfoot(exc)
+                and nbytes(data) == 0
+            ):
                 # Emilua (Asio) never issues a syscall for an empty buffer:
                 # 0 even on an unconnected socket, where send() says EPIPE.
                 return 0
-            if (lost := self._lost(exc)) is not None:
-                raise lost from None
+            if (replacement := self._replacement(exc)) is not None:
+                raise replacement from None
             raise
         await cancel_shielded_checkpoint()
         return n
@@ -671,173 +678,6 @@ class Socket(SocketBase, TrioStreamMixin):
         return await _sendfile.send_file(
             self, file, offset, size_in_bytes, head, tail, n_number_of_bytes_per_send
         )
-
-    # -- composed operations (used by trio_emtcp.stream) -------------------
-
-    async def _read_at_least(self, buf: Buffer, minimum: int) -> int:
-        """Loop ``recv_into`` until ``minimum`` bytes, under one checkpoint.
-
-        While the kernel has data the loop does not yield; it only waits
-        (through the driver) when a read would block.  Its views of ``buf``
-        are released however it ends (SPEC §7).
-        """
-        mv = memoryview(buf).cast("B")
-        # The slice a blocked read waits with: an exception's traceback
-        # would keep it (and so ``buf``'s export) alive.
-        chunk: memoryview | None = None
-        total = 0
-        blocked = False
-        try:
-            # Inside the try: a Cancelled raised here carries
-            # bytes_transferred (0) like any other exit.
-            await checkpoint_if_cancelled()
-            sock = self._live()
-            readers = self._readers
-            while total < minimum:
-                try:
-                    if readers.busy:
-                        raise _EAGAIN
-                    n = sock.recv_into(mv[total:])
-                except _EAGAIN:
-                    blocked = True
-                    chunk = mv[total:]
-                    n = await self._blocked(
-                        readers,
-                        wait_readable,
-                        sock.recv_into,
-                        (chunk,),
-                        wait_first=not readers.busy,
-                    )
-                if not n:
-                    raise self._eof()
-                total += n
-        except BaseException as exc:
-            if not blocked:
-                await cancel_shielded_checkpoint()
-            set_transferred(exc, total)
-            if self._underfoot(exc):
-                raise with_transferred(closed_error(), total) from None
-            if (lost := self._lost(exc)) is not None:
-                raise with_transferred(lost, total) from None
-            raise
-        finally:
-            if chunk is not None:
-                release(chunk)
-            release(mv)
-        if not blocked:
-            await cancel_shielded_checkpoint()
-        return total
-
-    async def _write_at_least(self, data: Buffer, minimum: int) -> int:
-        """Loop ``send`` until ``minimum`` bytes, under one checkpoint.
-
-        Its views of ``data`` are released however it ends (SPEC §7).
-        """
-        mv = memoryview(data).cast("B")
-        chunk: memoryview | None = None  # as in _read_at_least
-        total = 0
-        blocked = False
-        try:
-            # Inside the try: a Cancelled raised here carries
-            # bytes_transferred (0) like any other exit.
-            await checkpoint_if_cancelled()
-            sock = self._live()
-            writers = self._writers
-            while total < minimum:
-                try:
-                    if writers.busy:
-                        raise _EAGAIN
-                    n = sock.send(mv[total:])
-                except _EAGAIN:
-                    blocked = True
-                    chunk = mv[total:]
-                    n = await self._blocked(
-                        writers,
-                        wait_writable,
-                        sock.send,
-                        (chunk,),
-                        wait_first=not writers.busy,
-                    )
-                total += n
-        except BaseException as exc:
-            if not blocked:
-                await cancel_shielded_checkpoint()
-            set_transferred(exc, total)
-            if self._underfoot(exc):
-                raise with_transferred(closed_error(), total) from None
-            if (lost := self._lost(exc)) is not None:
-                raise with_transferred(lost, total) from None
-            raise
-        finally:
-            if chunk is not None:
-                release(chunk)
-            release(mv)
-        if not blocked:
-            await cancel_shielded_checkpoint()
-        return total
-
-    async def _write_all_vectored(self, buffers: Sequence[memoryview]) -> int:
-        """Write every buffer with ``sendmsg`` (vectored I/O).
-
-        The caller owns ``buffers`` and releases them; the slices made here
-        of a partly written buffer are released here (SPEC §7).
-        """
-        pending = [b for b in buffers if b.nbytes]
-        size = sum(b.nbytes for b in pending)
-        total = 0
-        blocked = False
-        try:
-            # Inside the try: a Cancelled raised here carries
-            # bytes_transferred (0) like any other exit.
-            await checkpoint_if_cancelled()
-            sock = self._live()
-            writers = self._writers
-            while pending:
-                try:
-                    if writers.busy:
-                        raise _EAGAIN
-                    n = sock.sendmsg(pending[:_IOV_MAX])
-                except _EAGAIN:
-                    blocked = True
-                    n = await self._blocked(
-                        writers,
-                        wait_writable,
-                        sock.sendmsg,
-                        (pending[:_IOV_MAX],),
-                        wait_first=not writers.busy,
-                    )
-                total += n
-                # Drop what went out; keep the tail of a partial buffer.
-                while n and pending:
-                    head = pending[0]
-                    if n >= head.nbytes:
-                        n -= head.nbytes
-                        del pending[0]
-                    else:
-                        pending[0] = head[n:]
-                        n = 0
-        except BaseException as exc:
-            if not blocked:
-                await cancel_shielded_checkpoint()
-            set_transferred(exc, total)
-            if self._underfoot(exc):
-                raise with_transferred(closed_error(), total) from None
-            if (lost := self._lost(exc)) is not None:
-                raise with_transferred(lost, total) from None
-            raise
-        finally:
-            # What is left: the caller's own views (released by the caller
-            # too, harmlessly twice) and our slices of them.
-            for view in pending:
-                release(view)
-        if not blocked:
-            await cancel_shielded_checkpoint()
-        assert total == size
-        return total
-
-
-# Linux's UIO_MAXIOV; sendmsg refuses more buffers than this in one call.
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 
 
 def _ioctl_int(sock: _stdlib_socket.socket, request: int) -> int:

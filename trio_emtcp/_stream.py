@@ -24,6 +24,7 @@ from ._args import bytes_view, int_arg, writable_view
 from ._driver import checkpoint
 from ._errors import EndOfFile, set_transferred
 from ._socket import Socket
+from ._transfer import ReadJob, VectoredJob, WriteJob, run
 from ._util import Buffer, release
 
 __all__ = [
@@ -88,7 +89,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
                 await checkpoint()
                 raise
             if type(stream) is Socket:
-                return await stream._write_all_vectored(views)
+                return await run(stream, VectoredJob(views))
             return await _generic_write_views(stream, views)
         finally:
             for view in views:
@@ -100,7 +101,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
         raise
     try:
         if type(stream) is Socket:
-            return await stream._write_at_least(mv, mv.nbytes)
+            return await run(stream, WriteJob(mv, mv.nbytes))
         return await _generic_write(stream, mv, mv.nbytes)
     finally:
         release(mv)
@@ -131,7 +132,7 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
             await checkpoint()
             raise
         if type(stream) is Socket:
-            return await stream._write_at_least(mv, need)
+            return await run(stream, WriteJob(mv, need))
         return await _generic_write(stream, mv, need)
     finally:
         release(mv)
@@ -156,7 +157,7 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
         raise
     try:
         if type(stream) is Socket:
-            return await stream._read_at_least(mv, mv.nbytes)
+            return await run(stream, ReadJob(mv, mv.nbytes))
         return await _generic_read(stream, mv, mv.nbytes)
     finally:
         release(mv)
@@ -188,7 +189,7 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
             await checkpoint()
             raise
         if type(stream) is Socket:
-            return await stream._read_at_least(mv, need)
+            return await run(stream, ReadJob(mv, need))
         return await _generic_read(stream, mv, need)
     finally:
         release(mv)

@@ -31,15 +31,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 import trio
 
+from . import _transfer
 from ._args import bytes_view, int_arg
 from ._driver import (
-    cancel_shielded_checkpoint,
     checkpoint,
-    checkpoint_if_cancelled,
     wait_readable,
     wait_writable,
 )
 from ._errors import OperationAborted, closed_error
+from ._transfer import WriteJob
 from ._util import release
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ TRIO_NOTSENT_LOWAT = 1024 * 1024
 _TCP_NOTSENT_LOWAT: int | None = getattr(_stdlib_socket, "TCP_NOTSENT_LOWAT", None)
 _IPPROTO_TCP = _stdlib_socket.IPPROTO_TCP
 _SHUT_WR = _stdlib_socket.SHUT_WR
+_recv_bytes = _stdlib_socket.socket.recv
 # The errnos that mean "this descriptor is gone" rather than "the connection
 # broke": EBADF, and ENOTSOCK (Windows' word for it); the same set
 # trio.SocketStream treats as closed.
@@ -118,6 +119,8 @@ class _SocketState(Protocol):
 
     def _live(self) -> _stdlib_socket.socket: ...
 
+    def _replacement(self, exc: BaseException) -> BaseException | None: ...
+
     def _blocked(
         self,
         waiters: Waiters,
@@ -128,7 +131,13 @@ class _SocketState(Protocol):
         wait_first: bool,
     ) -> Coroutine[Any, Any, T]: ...
 
-    async def _write_at_least(self, data: Buffer, minimum: int) -> int: ...
+    async def _attempt(
+        self,
+        waiters: Waiters,
+        wait_fn: WaitFn,
+        fn: Callable[..., T],
+        args: tuple[Any, ...] = (),
+    ) -> T: ...
 
 
 class _StreamErrors:
@@ -273,7 +282,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
                         _limit_unsent(self)
                     size = view.nbytes
                     if size:
-                        await self._write_at_least(view, size)
+                        await _transfer.run(self, WriteJob(view, size))
                     else:
                         await checkpoint()
                         if self._open_sock() is None:
@@ -389,41 +398,9 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         self._trio_receiving = True
         try:
             with _StreamErrors(self):
-                # The fast path of Socket.read_some, with recv instead of
-                # recv_into: one full checkpoint around a syscall that did
-                # not block, the driver when it would.
-                await checkpoint_if_cancelled()
-                sock = self._sock
-                readers = self._readers
-                try:
-                    if sock is None:
-                        raise closed_error()
-                    if readers.busy:
-                        raise BlockingIOError
-                    data: bytes = sock.recv(size)
-                except BlockingIOError:
-                    assert sock is not None
-                    try:
-                        data = await self._blocked(
-                            readers,
-                            wait_readable,
-                            sock.recv,
-                            (size,),
-                            wait_first=not readers.busy,
-                        )
-                    except OSError as exc:
-                        if (lost := self._lost(exc)) is None:
-                            raise
-                        raise lost from None
-                    if not data and self._lost_to is not None:
-                        raise self._eof() from None
-                    return data
-                except BaseException as exc:
-                    await cancel_shielded_checkpoint()
-                    if (lost := self._lost(exc)) is not None:
-                        raise lost from None
-                    raise
-                await cancel_shielded_checkpoint()
+                data: bytes = await self._attempt(
+                    self._readers, wait_readable, _recv_bytes, (size,)
+                )
                 if not data and self._lost_to is not None:
                     # A connection error another call saw: not a clean end.
                     raise self._eof()

@@ -242,7 +242,9 @@ async def wait_error(sock: Socket) -> None:
             await cancel_shielded_checkpoint()
             return
         # A fresh Waiters: see the module docstring.
-        await sock._blocked(Waiters(), waiter.wait, None, (), wait_first=True)
+        await sock._blocked(
+            Waiters(), waiter.wait, None, (), wait_first=True, scoped=True
+        )
     finally:
         waiter.close()
 
@@ -348,8 +350,8 @@ async def receive_urgent(sock: Socket, buf: Buffer, flags: int) -> int:
         assert raw is not None
     except BaseException as exc:
         await cancel_shielded_checkpoint()
-        if (lost := sock._lost(exc)) is not None:
-            raise lost from None
+        if (replacement := sock._replacement(exc)) is not None:
+            raise replacement from None
         raise
     else:
         await cancel_shielded_checkpoint()
@@ -361,12 +363,17 @@ async def receive_urgent(sock: Socket, buf: Buffer, flags: int) -> int:
         raise
     try:
         n = await sock._blocked(
-            Waiters(), waiter.wait, _attempt, (raw, buf, flags), wait_first=True
+            Waiters(),
+            waiter.wait,
+            _attempt,
+            (raw, buf, flags),
+            wait_first=True,
+            scoped=True,
         )
     except OSError as exc:
-        if (lost := sock._lost(exc)) is None:
+        if (replacement := sock._replacement(exc)) is None:
             raise
-        raise lost from None
+        raise replacement from None
     finally:
         waiter.close()
     return _result(sock, n, buf)
