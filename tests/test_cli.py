@@ -34,6 +34,7 @@ import trio.testing
 import trio_emtcp
 from tests.helpers import require_tool
 from trio_emtcp import _cli, socket_pair, stream
+from trio_emtcp._cli import _common, _echo
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
@@ -515,7 +516,7 @@ async def test_accept_loop_backs_off_on_capacity_errors(
     )
     log = logging.getLogger("tests.test_cli")
     async with a, trio.open_nursery() as nursery:
-        nursery.start_soon(_cli._accept_loop, cast(Acceptor, fake), nursery, log)
+        nursery.start_soon(_echo.accept_loop, cast(Acceptor, fake), nursery, log)
         # The connection handed out after the errors is served.
         await stream.write_all(a, b"ping")
         buf = bytearray(4)
@@ -524,7 +525,7 @@ async def test_accept_loop_backs_off_on_capacity_errors(
         nursery.cancel_scope.cancel()
     start = fake.calls[0]
     assert [t - start for t in fake.calls[:3]] == pytest.approx(
-        [0, _cli.ACCEPT_BACKOFF, 2 * _cli.ACCEPT_BACKOFF]
+        [0, _echo.ACCEPT_BACKOFF, 2 * _echo.ACCEPT_BACKOFF]
     )
     assert [r.getMessage() for r in caplog.records][:2] == [
         "accept: too many open files; retrying in 0.1 s",
@@ -536,7 +537,7 @@ async def test_accept_loop_raises_other_errors() -> None:
     fake = _FlakyAcceptor([OSError(errno.EINVAL, "Invalid argument")], [])
     log = logging.getLogger("tests.test_cli")
     with pytest.raises(OSError, match=r"Invalid argument$") as raised:
-        await _cli._accept_loop(cast(Acceptor, fake), cast(trio.Nursery, None), log)
+        await _echo.accept_loop(cast(Acceptor, fake), cast(trio.Nursery, None), log)
     assert raised.value.errno == errno.EINVAL
 
 
@@ -559,8 +560,8 @@ async def test_stop_workers_kills_a_worker_that_ignores_the_signal(
             assert await process.stdout.receive_some() == b"ready\n"
         start = trio.current_time()
         log = logging.getLogger("tests.test_cli")
-        assert not await _cli._stop_workers([process], signal.SIGTERM, log)
-        assert trio.current_time() - start == pytest.approx(_cli.WORKER_STOP_TIMEOUT)
+        assert not await _echo.stop_workers([process], signal.SIGTERM, log)
+        assert trio.current_time() - start == pytest.approx(_echo.WORKER_STOP_TIMEOUT)
     finally:
         if process.returncode is None:
             process.kill()
@@ -727,7 +728,7 @@ async def test_resolve_numeric_address_skips_the_resolver(
         raise AssertionError("resolver called")
 
     monkeypatch.setattr(trio.socket, "getaddrinfo", refuse)
-    assert await _cli._resolve("::1", 7, passive=False) == [Address("::1")]
+    assert await _common.resolve("::1", 7, passive=False) == [Address("::1")]
 
 
 async def test_resolve_name_keeps_order_drops_duplicates(
@@ -745,11 +746,13 @@ async def test_resolve_name_keeps_order_drops_duplicates(
         ]
 
     monkeypatch.setattr(trio.socket, "getaddrinfo", fake)
-    assert await _cli._resolve("example", 7, passive=True) == [
+    assert await _common.resolve("example", 7, passive=True) == [
         Address("::1"),
         Address("127.0.0.1"),
     ]
-    assert seen == [("example", 7, socket.AI_PASSIVE)]
+    # Through ip.tcp.get_address_info, which adds numeric_service for an
+    # int port.
+    assert seen == [("example", 7, socket.AI_PASSIVE | socket.AI_NUMERICSERV)]
 
 
 async def test_resolve_failure_is_a_command_error(
@@ -760,10 +763,10 @@ async def test_resolve_failure_is_a_command_error(
 
     monkeypatch.setattr(trio.socket, "getaddrinfo", fail)
     with pytest.raises(
-        _cli._CommandError,
+        _common.CommandError,
         match=r"^cannot resolve 'nowhere': name or service not known$",
     ):
-        await _cli._resolve("nowhere", 7, passive=False)
+        await _common.resolve("nowhere", 7, passive=False)
 
 
 async def test_connect_falls_back_to_the_next_address() -> None:
@@ -774,7 +777,7 @@ async def test_connect_falls_back_to_the_next_address() -> None:
         acceptor.listen()
         port = acceptor.local_port
         # 127.0.0.2 is loopback too, but nothing listens there: refused.
-        sock = await _cli._connect([Address("127.0.0.2"), loopback], port)
+        sock = await _common.connect([Address("127.0.0.2"), loopback], port)
         async with sock, await acceptor.accept() as peer:
             assert sock.remote_address == loopback
             assert peer.remote_port == sock.local_port
@@ -785,10 +788,10 @@ async def test_connect_reports_the_last_failure() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         with pytest.raises(
-            _cli._CommandError,
+            _common.CommandError,
             match=rf"^cannot connect to 127\.0\.0\.1:{port}: connection refused$",
         ):
-            await _cli._connect([Address("127.0.0.2"), Address("127.0.0.1")], port)
+            await _common.connect([Address("127.0.0.2"), Address("127.0.0.1")], port)
 
 
 # -- command line --------------------------------------------------------------
@@ -867,11 +870,11 @@ async def _clients(port: int, count: int) -> list[Socket]:
 
 
 async def test_echo_idle_connections_hold_no_buffer() -> None:
-    settings = _cli._EchoSettings()
+    settings = _echo.EchoSettings()
     pool = settings.pool
     log = logging.getLogger("tests.test_cli.idle")
     async with _listening_acceptor() as acceptor, trio.open_nursery() as nursery:
-        nursery.start_soon(_cli._accept_loop, acceptor, nursery, log, settings)
+        nursery.start_soon(_echo.accept_loop, acceptor, nursery, log, settings)
         clients = await _clients(acceptor.local_port, 20)
         await trio.testing.wait_all_tasks_blocked()
         assert pool.in_use == 0
@@ -900,7 +903,7 @@ async def test_echo_idle_connections_hold_no_buffer() -> None:
 
 
 def test_BufferPool_keeps_at_most_its_limit() -> None:
-    pool = _cli._BufferPool(size=8, keep=2)
+    pool = _echo.BufferPool(size=8, keep=2)
     taken = [pool.take() for _ in range(5)]
     assert pool.in_use == 5
     for buf in taken:
@@ -920,11 +923,11 @@ async def _listening_acceptor() -> AsyncIterator[Acceptor]:
 async def test_echo_idle_timeout_closes_a_silent_connection(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = _cli._EchoSettings(idle_timeout=5.0)
+    settings = _echo.EchoSettings(idle_timeout=5.0)
     log = logging.getLogger("tests.test_cli.timeout")
     caplog.set_level(logging.INFO, logger=log.name)
     async with _listening_acceptor() as acceptor, trio.open_nursery() as nursery:
-        nursery.start_soon(_cli._accept_loop, acceptor, nursery, log, settings)
+        nursery.start_soon(_echo.accept_loop, acceptor, nursery, log, settings)
         (busy, silent) = await _clients(acceptor.local_port, 2)
         start = trio.current_time()
         closed_at: list[float] = []
@@ -948,9 +951,9 @@ async def test_echo_idle_timeout_closes_a_silent_connection(
 
 async def test_echo_max_connections_leaves_the_rest_in_the_backlog() -> None:
     log = logging.getLogger("tests.test_cli.max")
-    settings = _cli._EchoSettings()
+    settings = _echo.EchoSettings()
     async with _listening_acceptor() as acceptor, trio.open_nursery() as nursery:
-        nursery.start_soon(_cli._accept_loop, acceptor, nursery, log, settings, 2)
+        nursery.start_soon(_echo.accept_loop, acceptor, nursery, log, settings, 2)
         first, second, third = await _clients(acceptor.local_port, 3)
         for sock in (first, second, third):
             await sock.write_some(b"q")
@@ -968,8 +971,8 @@ async def test_echo_max_connections_leaves_the_rest_in_the_backlog() -> None:
 
 
 async def test_echo_keep_alive_reaches_accepted_connections() -> None:
-    acceptor = _cli._listen(
-        Address.loopback_v4(), 0, None, reuse_port=False, keep_alive=_cli.KEEP_ALIVE
+    acceptor = _common.listen(
+        Address.loopback_v4(), 0, None, reuse_port=False, keep_alive=_echo.KEEP_ALIVE
     )
     async with acceptor:
         (client,) = await _clients(acceptor.local_port, 1)
@@ -981,7 +984,7 @@ async def test_echo_keep_alive_reaches_accepted_connections() -> None:
 
 
 def test_echo_keep_alive_idle_timeout_and_max_connections_options() -> None:
-    parse = _cli._build_parser().parse_args
+    parse = _cli.build_parser().parse_args
     args = parse(["echo"])
     assert args.keep_alive == (60, 10, 6)
     assert args.idle_timeout is None
@@ -1020,7 +1023,7 @@ def test_echo_load_options_refuse_bad_values(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as info:
-        _cli._build_parser().parse_args(["echo", *argv])
+        _cli.build_parser().parse_args(["echo", *argv])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -1044,7 +1047,7 @@ def test_DroppingHandler_never_blocks_and_counts_what_it_dropped() -> None:
             pass
 
     out = Stuck()
-    handler = _cli._DroppingHandler(out, capacity=10)
+    handler = _echo.DroppingHandler(out, capacity=10)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log = logging.getLogger("tests.test_cli.dropping")
     log.propagate = False

@@ -150,7 +150,6 @@ def _tool_of(module: str) -> str | None:
     return None
 
 
-@pytest.mark.xfail(reason="the CLI and the bench still import private modules")
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_tools_use_only_the_public_api(tool: str) -> None:
     graph = import_graph()

@@ -1225,3 +1225,20 @@ async def test_resolve_names_have_public_modules() -> None:
         ip.tcp.get_address_v6_info,
     ):
         assert function.__module__ == "trio_emtcp.ip.tcp"
+
+
+async def test_listen_reuse_port_lets_two_acceptors_share_a_port() -> None:
+    with no_fd_leak():
+        first = ip.tcp.listen(LOOPBACK, 0, reuse_port=True)
+        async with first:
+            assert first.get_option("reuse_port") is True
+            async with ip.tcp.listen(
+                LOOPBACK, first.local_port, reuse_port=True
+            ) as second:
+                assert second.local_port == first.local_port
+            # Without it, the port is taken.
+            with pytest.raises(OSError) as info:
+                ip.tcp.listen(LOOPBACK, first.local_port)
+            assert info.value.errno == errno.EADDRINUSE
+        with pytest.raises(TypeError, match=r"^reuse_port: expected a bool, got int$"):
+            ip.tcp.listen(LOOPBACK, 0, reuse_port=1)  # type: ignore[arg-type]

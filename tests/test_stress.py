@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import pytest
 import trio
 
-from trio_emtcp import EndOfFile, _cli, ip, stream
+from trio_emtcp import EndOfFile, ip, stream
+from trio_emtcp._cli import _echo
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
 from .helpers import open_fds
@@ -130,7 +131,7 @@ async def _run_echo_clients(connections: int, max_payload: int) -> None:
     gate = _Gate(connections)
     async with ip.tcp.listen(LOOPBACK, 0) as acceptor, trio.open_nursery() as nursery:
         # The real echo server of `python -m trio_emtcp echo`, in-process.
-        nursery.start_soon(_cli._serve, acceptor, _quiet_logger(), wait_stop)
+        nursery.start_soon(_echo.serve, acceptor, _quiet_logger(), wait_stop)
         async with trio.open_nursery() as clients:
             for payload in payloads:
                 clients.start_soon(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "MAX_PORT",
+    "bool_arg",
     "bytes_copy",
     "bytes_view",
     "choice",
@@ -135,6 +136,17 @@ def finite_seconds(value: object, name: str, *, option: str, limit: float) -> fl
             f"default), got {value}"
         )
     return float(value)
+
+
+def bool_arg(value: object, name: str) -> bool:
+    """A flag: ``True`` or ``False``, nothing else (not ``1``, not ``None``).
+
+    Raises:
+      TypeError: not a ``bool``.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type_name(value)}")
+    return value
 
 
 def choice(value: object, name: str, table: dict[str, T]) -> T:

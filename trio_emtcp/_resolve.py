@@ -22,7 +22,7 @@ import trio
 
 from ._acceptor import Acceptor
 from ._address import Address, address_arg
-from ._args import int_arg, number_arg, port_arg, type_name
+from ._args import bool_arg, int_arg, number_arg, port_arg, type_name
 from ._driver import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 from ._endpoint import tostring
 from ._errors import NotFoundError
@@ -170,7 +170,12 @@ async def _get_address_info(
         # A full checkpoint in every case: trio answers numeric hosts inline
         # (with a checkpoint around it) and names in a worker thread.
         raw = await trio.socket.getaddrinfo(
-            host_text, service_value, family, _SOCK_STREAM, _IPPROTO_TCP, flags_value
+            host_text,
+            service_value,
+            family=family,
+            type=_SOCK_STREAM,
+            proto=_IPPROTO_TCP,
+            flags=flags_value,
         )
     except _stdlib_socket.gaierror as exc:
         raise _lookup_error(exc, host_text, service_value) from None
@@ -594,7 +599,13 @@ async def dial(
 # -- ip.tcp.listen --------------------------------------------------------------
 
 
-def listen(host: str | Address, port: int, backlog: int | None = None) -> Acceptor:
+def listen(
+    host: str | Address,
+    port: int,
+    backlog: int | None = None,
+    *,
+    reuse_port: bool = False,
+) -> Acceptor:
     """Open an acceptor bound to ``host``:``port`` and listening.
 
     Beyond Emilua.  The acceptor is opened with the address's family, gets
@@ -611,6 +622,9 @@ def listen(host: str | Address, port: int, backlog: int | None = None) -> Accept
       port: 0 to 65535; 0 picks an ephemeral port (read it back from
         ``local_port``).
       backlog: as :meth:`Acceptor.listen <trio_emtcp.ip.tcp.Acceptor.listen>`.
+      reuse_port: also set ``reuse_port`` (``SO_REUSEPORT``), so that
+        several processes can listen on the same port, each with its own
+        acceptor, and the kernel spreads the connections over them.
 
     Returns:
       A new listening :class:`~trio_emtcp.ip.tcp.Acceptor`, owned by the
@@ -619,17 +633,21 @@ def listen(host: str | Address, port: int, backlog: int | None = None) -> Accept
     Raises:
       TypeError: an argument has the wrong type.
       ValueError: ``host`` is not a numeric address, ``port`` is out of
-        range, or ``backlog`` is negative.
+        range, ``backlog`` is negative, or ``reuse_port`` is asked for on
+        a platform without it.
       OSError: the system refused (``EADDRINUSE``, ``EADDRNOTAVAIL``,
         ``EMFILE``...); nothing is left open.
     """
     address = address_arg(host, "host")
     port = port_arg(port)
+    reuse_port = bool_arg(reuse_port, "reuse_port")
     acceptor = Acceptor()
     try:
         acceptor.open(address)
         acceptor.set_option("reuse_address", True)
         acceptor.set_option("tcp_no_delay", True)
+        if reuse_port:
+            acceptor.set_option("reuse_port", True)
         acceptor.bind(address, port)
         acceptor.listen(backlog)
     except BaseException:

@@ -26,11 +26,9 @@ from collections.abc import Callable
 
 import trio
 
-from .. import ip, stream
-from .._acceptor import Acceptor
-from .._address import Address
-from .._errors import EndOfFile
-from .._socket import Socket
+from .. import EndOfFile, ip, stream
+from ..ip import Address
+from ..ip.tcp import Acceptor, Socket
 from . import _pairs
 from ._common import (
     ASYNCIO,

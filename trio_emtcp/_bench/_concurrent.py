@@ -25,11 +25,9 @@ from collections.abc import Mapping
 
 import trio
 
-from .. import stream
-from .._acceptor import Acceptor
-from .._address import Address
-from .._errors import EndOfFile
-from .._socket import Socket
+from .. import EndOfFile, stream
+from ..ip import Address
+from ..ip.tcp import Acceptor, Socket
 from . import _pairs
 from ._common import (
     ASYNCIO,

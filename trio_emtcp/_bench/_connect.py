@@ -20,9 +20,8 @@ import time
 import trio
 
 from .. import stream
-from .._acceptor import Acceptor
-from .._address import Address
-from .._socket import Socket
+from ..ip import Address
+from ..ip.tcp import Acceptor, Socket
 from . import _pairs
 from ._common import (
     ASYNCIO,

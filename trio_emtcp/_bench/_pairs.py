@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from .. import socket_pair
-from .._socket import Socket
+from ..ip.tcp import Socket
 from ._common import BACKLOG, HOST, BenchError, nodelay
 
 AsyncioEnd = tuple[asyncio.StreamReader, asyncio.StreamWriter]

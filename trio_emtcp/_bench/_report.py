@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import trio
 
-from .._version import __version__
+from .. import __version__
 
 # Written as escapes: the source stays plain ASCII-looking (ruff's RUF001),
 # the report gets the proper typography.
