@@ -29,11 +29,16 @@ Exit status: 0 on success, 2 for a bad command line, 1 for a failure at run
 time (address in use, connection refused, ...).  Both print one line on
 stderr, no traceback.
 
-Adding a command takes one ``async def _name(args) -> int`` and one
-``commands.add_parser("name", run=_name, help=...)`` call in
-:func:`_build_parser` (followed by its ``add_argument`` calls).  A command
-raises :class:`_CommandError` for a failure the user should read about,
-and returns its exit status otherwise.
+The package: :mod:`._common` (errors, argument types, and resolve/listen/
+connect on the public API), one module per command (:mod:`._demo`,
+:mod:`._echo` with the ``--workers`` supervisor, :mod:`._client`), and
+this module (the parser and :func:`main`).  Adding a command takes one
+``async def name_command(args) -> int`` in a module of its own and one
+``commands.add_parser("name", run=..., help=...)`` call in
+:func:`build_parser` (followed by its ``add_argument`` calls).  A command
+raises ``CommandError`` for a failure the user should read about, and
+returns its exit status otherwise.  Only the public API is used (a test
+checks it), so the tools double as examples of it.
 """
 
 from __future__ import annotations
