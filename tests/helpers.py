@@ -184,3 +184,50 @@ def blackhole(port: int) -> Iterator[None]:
         yield
     finally:
         subprocess.run([tool, "-w", "-D", *rule], check=True, capture_output=True)
+
+
+# -- blocking an operation, then acting on it ---------------------------------------
+
+LOOPBACK = Address.loopback_v4()
+
+#: Another task's three ways to end what is pending on a socket or acceptor.
+ABORTS: dict[str, Callable[[Socket | Acceptor], object]] = {
+    "close": lambda s: s.close(),
+    "cancel": lambda s: s.cancel(),
+    "release": lambda s: os.close(s.release()),
+}
+
+
+async def blocked_then(
+    op: Op,
+    then: Callable[[], object],
+    *,
+    scope: trio.CancelScope | None = None,
+) -> object:
+    """Start ``op`` in a task, wait until it blocks, call ``then()``.
+
+    ``op`` runs inside ``scope`` if given (for the task's own
+    cancellation).  Returns what ``op`` returned, or the exception it
+    raised (``trio.Cancelled`` included).  Fails instead of hanging if
+    ``then()`` does not end the operation (only a broken build waits that
+    long), or if the operation did not block.
+    """
+    outcome: list[object] = []
+
+    async def task() -> None:
+        with scope or trio.CancelScope():
+            try:
+                outcome.append(await op())
+            except BaseException as exc:
+                outcome.append(exc)
+                if isinstance(exc, trio.Cancelled):
+                    raise
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(task)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not outcome, f"the operation did not block: {outcome}"
+            then()
+    assert len(outcome) == 1
+    return outcome[0]

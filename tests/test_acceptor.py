@@ -17,10 +17,9 @@ from trio_emtcp import AlreadyOpenError, EndOfFile, OperationAborted
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
+from .helpers import ABORTS, LOOPBACK, no_fd_leak, open_fds
 from .helpers import listening as _listening
-from .helpers import no_fd_leak, open_fds
 
-LOOPBACK = Address.loopback_v4()
 LOOPBACK_V6 = Address.loopback_v6()
 
 
@@ -388,13 +387,6 @@ async def test_Acceptor_accept_on_non_listening_is_einval() -> None:
         acceptor.listen()
         async with await _connect(acceptor), await acceptor.accept():
             pass
-
-
-ABORTS: dict[str, Callable[[Acceptor], object]] = {
-    "close": lambda a: a.close(),
-    "cancel": lambda a: a.cancel(),
-    "release": lambda a: os.close(a.release()),
-}
 
 
 @pytest.mark.parametrize("how", list(ABORTS))

@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import math
 import socket
+import struct
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +22,8 @@ from trio_emtcp import NotFoundError, OperationAborted, _resolve, ip
 from trio_emtcp.ip import Address, AddressInfo, AddressInfoFlag
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
-from .helpers import no_fd_leak, open_fds
+from .helpers import LOOPBACK, no_fd_leak, open_fds
 
-LOOPBACK = Address.loopback_v4()
 LOOPBACK_V6 = Address.loopback_v6()
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
@@ -1162,11 +1163,26 @@ async def test_hand_built_sockets_keep_Emiluas_tcp_no_delay_default() -> None:
         assert b.get_option("tcp_no_delay") is False
 
 
-async def test_listen_backlog() -> None:
+# The kernel's cap on a listen backlog (net.core.somaxconn).
+SOMAXCONN_SYSCTL = int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def _listen_backlog(acceptor: Acceptor) -> int:
+    """The backlog the kernel took: TCP_INFO's tcpi_sacked on a listener."""
+    info = acceptor.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    backlog: int = struct.unpack_from("I", info, 28)[0]
+    return backlog
+
+
+@pytest.mark.parametrize("backlog", [0, 5, None])
+async def test_listen_backlog(backlog: int | None) -> None:
     async with (
-        ip.tcp.listen(LOOPBACK, 0, backlog=0) as acceptor,
+        ip.tcp.listen(LOOPBACK, 0, backlog=backlog) as acceptor,
         await ip.dial(LOOPBACK, acceptor.local_port),
     ):
+        expected = socket.SOMAXCONN if backlog is None else backlog
+        somaxconn = SOMAXCONN_SYSCTL
+        assert _listen_backlog(acceptor) == min(expected, somaxconn)
         (await acceptor.accept()).close()
 
 

@@ -30,8 +30,11 @@ from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Socket
 
 from .helpers import (
+    ABORTS,
+    LOOPBACK,
     aborted_midway,
     assert_not_exported,
+    blocked_then,
     blocking_pair,
     cancelled_midway,
     failing,
@@ -40,8 +43,6 @@ from .helpers import (
     no_fd_leak,
     open_fds,
 )
-
-LOOPBACK = Address.loopback_v4()
 
 
 def _ebadf(exc_info: pytest.ExceptionInfo[OSError]) -> None:
@@ -780,31 +781,13 @@ async def test_Socket_with_blocking_stdlib_peer() -> None:
 
 # -- close / cancel / release from another task -------------------------------
 
-ABORTS: dict[str, Callable[[Socket], object]] = {
-    "close": lambda s: s.close(),
-    "cancel": lambda s: s.cancel(),
-    "release": lambda s: __import__("os").close(s.release()),
-}
-
 
 async def _abort_while_blocked(
     sock: Socket, op: Callable[[], Awaitable[object]], abort: Callable[[Socket], object]
 ) -> BaseException:
-    caught: list[BaseException] = []
-
-    async def runner() -> None:
-        try:
-            await op()
-        except OperationAborted as exc:
-            caught.append(exc)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(runner)
-        await wait_all_tasks_blocked()
-        assert not caught
-        abort(sock)
-    assert len(caught) == 1
-    return caught[0]
+    outcome = await blocked_then(op, lambda: abort(sock))
+    assert isinstance(outcome, OperationAborted), outcome
+    return outcome
 
 
 @pytest.mark.parametrize("how", list(ABORTS))

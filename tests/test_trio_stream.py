@@ -35,19 +35,19 @@ from trio_emtcp._trio_stream import (
     TRIO_NOTSENT_LOWAT,
     _StreamErrors,
 )
-from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
 from .helpers import (
+    LOOPBACK,
     aborted_midway,
     assert_not_exported,
+    blocked_then,
     cancelled_midway,
     failing,
     no_fd_leak,
     open_fds,
 )
 
-LOOPBACK = Address.loopback_v4()
 Pair = tuple[Socket, Socket]
 
 
@@ -134,23 +134,9 @@ async def _blocked_then(
     call: Callable[[], Awaitable[object]], then: Callable[[], object]
 ) -> BaseException:
     """Start ``call`` in a task, run ``then()`` once it blocks; its error."""
-    caught: list[BaseException] = []
-
-    async def run() -> None:
-        try:
-            await call()
-        except Exception as exc:
-            caught.append(exc)
-
-    # An abort that never reaches the task would leave it blocked for ever:
-    # fail instead of hanging the run (only a broken build waits this long).
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            await wait_all_tasks_blocked()
-            then()
-    assert len(caught) == 1, "the call was not aborted"
-    return caught[0]
+    outcome = await blocked_then(call, then)
+    assert isinstance(outcome, Exception), "the call was not aborted"
+    return outcome
 
 
 # -- the interfaces -----------------------------------------------------------

@@ -18,7 +18,7 @@ from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 from trio_emtcp import EndOfFile, OperationAborted, _urgent, socket_pair
 from trio_emtcp.ip.tcp import Socket
 
-from .helpers import blocking_pair, open_fds
+from .helpers import ABORTS, blocked_then, blocking_pair, open_fds
 
 MSG_OOB = socket.MSG_OOB
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "urgent_data.py"
@@ -61,17 +61,6 @@ def reset(peer: socket.socket) -> None:
     peer.close()
 
 
-ABORTS: dict[str, Callable[[Socket], object]] = {
-    "cancel": lambda s: s.cancel(),
-    "close": lambda s: s.close(),
-    "release": lambda s: _close_fd(s.release()),
-}
-
-
-def _close_fd(fd: int) -> None:
-    socket.socket(fileno=fd).close()
-
-
 OPERATIONS: dict[str, Callable[[Socket], Awaitable[object]]] = {
     "wait_error": lambda s: s.wait("error"),
     "receive_oob": lambda s: s.receive(bytearray(1), ["out_of_band"]),
@@ -89,24 +78,7 @@ async def blocked_outcome(
     ``op`` runs inside ``scope`` if given (for the task's own cancellation).
     Returns what ``op`` returned or raised (``trio.Cancelled`` included).
     """
-    outcome: list[object] = []
-
-    async def task() -> None:
-        with scope or trio.CancelScope():
-            try:
-                outcome.append(await op())
-            except BaseException as exc:
-                outcome.append(exc)
-                if isinstance(exc, trio.Cancelled):
-                    raise
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(task)
-        await wait_all_tasks_blocked()
-        assert not outcome, outcome
-        then()
-    assert len(outcome) == 1
-    return outcome[0]
+    return await blocked_then(op, then, scope=scope)
 
 
 # -- receive(..., ["out_of_band"]) --------------------------------------------
