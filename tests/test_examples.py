@@ -490,3 +490,41 @@ async def test_websocket_echo_script_stops_on_sigint() -> None:
         )
         assert echoes == [b"ping"]
         assert await script.interrupt() == (0, "stopped\n")
+
+
+# -- the reference pages' snippets ---------------------------------------------
+
+
+async def test_reference_snippet_ip() -> None:
+    said = await load_example("ref_ip").main()
+    assert re.fullmatch(r"listening on 127\.0\.0\.1:\d+", said[0])
+    assert said[1:] == [
+        "connect: to 127.0.0.1, loopback True",
+        f"ip.connect: {said[0].removeprefix('listening on ')}",
+        "ip.dial: tcp_no_delay=True",
+    ]
+
+
+async def test_reference_snippet_ip_tcp() -> None:
+    assert await load_example("ref_ip_tcp").main() == [
+        "server read b'hello'",
+        "server: end of stream",
+        "closed: client.is_open=False acceptor.is_open=False",
+    ]
+
+
+async def test_reference_snippet_stream() -> None:
+    assert await load_example("ref_stream").main() == [
+        "line 1: b'HEAD one'",
+        "line 2: b'HEAD two'",
+        "body: b'1234567890'",
+    ]
+
+
+@pytest.mark.parametrize("name", ["ref_ip", "ref_ip_tcp", "ref_stream"])
+async def test_reference_snippets_run_as_scripts(name: str) -> None:
+    done = await trio.run_process(
+        [sys.executable, str(EXAMPLES / f"{name}.py")], capture_stdout=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.decode().count("\n") >= 3
