@@ -328,25 +328,22 @@ class Driver:
             result = fn(sock, *args)
         except BlockingIOError:
             assert sock is not None
-            try:
-                return await self._blocked(
-                    waiters,
-                    wait_fn,
-                    fn,
-                    (sock, *args),
-                    wait_first=not waiters.busy,
-                )
-            except BaseException as exc:
-                if (replacement := self._replacement(exc)) is None:
-                    raise
-                raise replacement from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
             if (replacement := self._replacement(exc)) is None:
                 raise
             raise replacement from None
-        await cancel_shielded_checkpoint()
-        return result
+        else:
+            await cancel_shielded_checkpoint()
+            return result
+        try:
+            return await self._blocked(
+                waiters, wait_fn, fn, (sock, *args), wait_first=not waiters.busy
+            )
+        except BaseException as exc:
+            if (replacement := self._replacement(exc)) is None:
+                raise
+            raise replacement from None
 
     # -- the slow path ----------------------------------------------------
 

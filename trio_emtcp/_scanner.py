@@ -47,6 +47,72 @@ def _size_arg(value: object, name: str) -> int:
     return int_arg(value, name, minimum=1)
 
 
+def _separator_arg(
+    value: object, max_size: object
+) -> tuple[bytes, re.Pattern[bytes] | None, int | None]:
+    """``record_separator`` (and ``max_separator_size``) as the scanner keeps it.
+
+    Returns:
+      ``(bytes separator, regex, reach)``: the bytes are empty for a regex;
+      the reach (the most bytes a match can span) is ``None`` for bytes or
+      an unbounded regex.
+
+    Raises:
+      TypeError, ValueError: as ``Scanner`` documents.
+    """
+    given = None if max_size is None else _size_arg(max_size, "max_separator_size")
+    if isinstance(value, re.Pattern):
+        pattern = _regex_arg(value, "record_separator")
+        if pattern.search(b"") is not None:
+            raise _empty_match()
+        return b"", pattern, given if given is not None else _regex_reach(pattern)
+    separator = bytes_copy(value, "record_separator", "bytes or a compiled bytes regex")
+    if not separator:
+        raise ValueError("record_separator: must not be empty")
+    return separator, None, None
+
+
+def _trim_arg(value: object) -> bytes | None:
+    """``trim_record`` as the bytes to strip, or ``None``."""
+    if value is True:
+        return AWK_WHITESPACE
+    if value is False:
+        return None
+    return bytes_copy(value, "trim_record", "a bool or bytes")
+
+
+def _fields_arg(
+    separator: object, pattern: object
+) -> Callable[[bytes], list[bytes]] | None:
+    """``field_separator``/``field_pattern`` as the function that splits a record.
+
+    Raises:
+      TypeError, ValueError: as ``Scanner`` documents.
+    """
+    if separator is not None and pattern is not None:
+        raise ValueError("field_pattern: cannot be combined with field_separator")
+    if isinstance(pattern, re.Pattern):
+        fp_re = _regex_arg(pattern, "field_pattern")
+        return lambda record: _pattern_fields(fp_re, record)
+    if pattern is not None:
+        raise TypeError(
+            f"field_pattern: expected a compiled bytes regex, got {type_name(pattern)}"
+        )
+    if isinstance(separator, re.Pattern):
+        fs_re = _regex_arg(separator, "field_separator")
+        return lambda record: _regex_split(fs_re, record)
+    if callable(separator):
+        return cast("Callable[[bytes], list[bytes]]", separator)
+    if separator is None:
+        return None
+    fs = bytes_copy(
+        separator, "field_separator", "bytes, a compiled bytes regex or a callable"
+    )
+    if not fs:
+        raise ValueError("field_separator: must not be empty")
+    return lambda record: record.split(fs)
+
+
 def _regex_split(pattern: re.Pattern[bytes], record: bytes) -> list[bytes]:
     # re.split would add the pattern's groups to the fields (and None for
     # those that did not take part); a field separator only separates.
@@ -292,63 +358,13 @@ class Scanner(Generic[_R]):
             )
         self._stream = stream
 
-        self._sep: bytes = b""
-        self._sep_re: re.Pattern[bytes] | None = None
-        self._sep_reach: int | None = None
-        if max_separator_size is not None:
-            given = _size_arg(max_separator_size, "max_separator_size")
-        if isinstance(record_separator, re.Pattern):
-            pattern = _regex_arg(record_separator, "record_separator")
-            if pattern.search(b"") is not None:
-                raise _empty_match()
-            self._sep_re = pattern
-            self._sep_reach = (
-                given if max_separator_size is not None else _regex_reach(pattern)
-            )
-        else:
-            self._sep = bytes_copy(
-                record_separator,
-                "record_separator",
-                "bytes or a compiled bytes regex",
-            )
-            if not self._sep:
-                raise ValueError("record_separator: must not be empty")
-
+        self._sep, self._sep_re, self._sep_reach = _separator_arg(
+            record_separator, max_separator_size
+        )
         self._max = _size_arg(max_record_size, "max_record_size")
         hint = _size_arg(buffer_size_hint, "buffer_size_hint")
-
-        if trim_record is True:
-            self._trim: bytes | None = AWK_WHITESPACE
-        elif trim_record is False:
-            self._trim = None
-        else:
-            self._trim = bytes_copy(trim_record, "trim_record", "a bool or bytes")
-
-        if field_separator is not None and field_pattern is not None:
-            raise ValueError("field_pattern: cannot be combined with field_separator")
-        self._split: Callable[[bytes], list[bytes]] | None = None
-        if isinstance(field_separator, re.Pattern):
-            fs_re = _regex_arg(field_separator, "field_separator")
-            self._split = lambda record: _regex_split(fs_re, record)
-        elif callable(field_separator):
-            self._split = cast("Callable[[bytes], list[bytes]]", field_separator)
-        elif field_separator is not None:
-            fs = bytes_copy(
-                field_separator,
-                "field_separator",
-                "bytes, a compiled bytes regex or a callable",
-            )
-            if not fs:
-                raise ValueError("field_separator: must not be empty")
-            self._split = lambda record: record.split(fs)
-        if isinstance(field_pattern, re.Pattern):
-            fp_re = _regex_arg(field_pattern, "field_pattern")
-            self._split = lambda record: _pattern_fields(fp_re, record)
-        elif field_pattern is not None:
-            raise TypeError(
-                "field_pattern: expected a compiled bytes regex, "
-                f"got {type_name(field_pattern)}"
-            )
+        self._trim = _trim_arg(trim_record)
+        self._split = _fields_arg(field_separator, field_pattern)
 
         # The buffer never needs more than max_record_size + 1 bytes: the
         # longest record with its terminator, and the byte after it that

@@ -18,7 +18,7 @@ Whatever exception ends one of them midway (``OperationAborted``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from ._args import bytes_view, int_arg, writable_view
 from ._driver import checkpoint
@@ -94,17 +94,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
         finally:
             for view in views:
                 release(view)
-    try:
-        mv = bytes_view(data, "data")
-    except TypeError:
-        await checkpoint()
-        raise
-    try:
-        if type(stream) is Socket:
-            return await run(stream, WriteJob(mv, mv.nbytes))
-        return await _generic_write(stream, mv, mv.nbytes)
-    finally:
-        release(mv)
+    return await _move(stream, cast("Buffer", data), _ALL, reading=False)
 
 
 async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int:
@@ -120,22 +110,7 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
       OperationAborted, OSError, trio.Cancelled: as :func:`write_all`,
         with ``bytes_transferred`` set.
     """
-    try:
-        mv = bytes_view(data, "data")
-    except TypeError:
-        await checkpoint()
-        raise
-    try:
-        try:
-            need = _minimum_arg(minimum, mv.nbytes)
-        except (TypeError, ValueError):
-            await checkpoint()
-            raise
-        if type(stream) is Socket:
-            return await run(stream, WriteJob(mv, need))
-        return await _generic_write(stream, mv, need)
-    finally:
-        release(mv)
+    return await _move(stream, data, minimum, reading=False)
 
 
 async def read_all(stream: ReadStream, buf: Buffer) -> int:
@@ -150,17 +125,7 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
         much of ``buf`` was filled.
       OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
     """
-    try:
-        mv = writable_view(buf)
-    except TypeError:
-        await checkpoint()
-        raise
-    try:
-        if type(stream) is Socket:
-            return await run(stream, ReadJob(mv, mv.nbytes))
-        return await _generic_read(stream, mv, mv.nbytes)
-    finally:
-        release(mv)
+    return await _move(stream, buf, _ALL, reading=True)
 
 
 async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
@@ -177,20 +142,38 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
       EndOfFile, OperationAborted, OSError, trio.Cancelled: as
         :func:`read_all`.
     """
+    return await _move(stream, buf, minimum, reading=True)
+
+
+# ``minimum`` of the functions that move the whole buffer.
+_ALL = object()
+
+
+async def _move(
+    stream: ReadStream | WriteStream, buf: Buffer, minimum: object, *, reading: bool
+) -> int:
+    """The four functions but the vectored write: check, view, run, release.
+
+    ``minimum`` :data:`_ALL` means all of ``buf``.  A Socket runs the transfer
+    loop (_transfer.py), anything else the duck-typed loop below.
+    """
     try:
-        mv = writable_view(buf)
-    except TypeError:
+        mv = writable_view(buf) if reading else bytes_view(buf, "data")
+        try:
+            need = mv.nbytes if minimum is _ALL else _minimum_arg(minimum, mv.nbytes)
+        except BaseException:
+            release(mv)
+            raise
+    except (TypeError, ValueError):
         await checkpoint()
         raise
     try:
-        try:
-            need = _minimum_arg(minimum, mv.nbytes)
-        except (TypeError, ValueError):
-            await checkpoint()
-            raise
         if type(stream) is Socket:
-            return await run(stream, ReadJob(mv, need))
-        return await _generic_read(stream, mv, need)
+            job = ReadJob(mv, need) if reading else WriteJob(mv, need)
+            return await run(stream, job)
+        if reading:
+            return await _generic_read(cast("ReadStream", stream), mv, need)
+        return await _generic_write(cast("WriteStream", stream), mv, need)
     finally:
         release(mv)
 

@@ -80,16 +80,14 @@ FALLBACK_ERRNOS = frozenset(
 )
 
 
-class ReadJob:
-    """``recv_into`` a buffer until ``minimum`` bytes; more may come."""
+class _SpanJob:
+    """A job on one buffer: move bytes until ``minimum`` (more may come)."""
 
     __slots__ = ("_chunk", "_mv", "minimum", "total")
 
-    reading = True
-
     def __init__(self, buf: Buffer, minimum: int) -> None:
         self._mv = memoryview(buf).cast("B")
-        # The slice a blocked read waits with: an exception's traceback
+        # The slice a blocked call waits with: an exception's traceback
         # would keep it (and so the caller's buffer export) alive.
         self._chunk: memoryview | None = None
         self.minimum = minimum
@@ -99,13 +97,26 @@ class ReadJob:
     def done(self) -> bool:
         return self.total >= self.minimum
 
-    def attempt(self, sock: _stdlib_socket.socket) -> int:
-        return sock.recv_into(self._mv[self.total :])
-
     def attempt_args(self, sock: _stdlib_socket.socket) -> tuple[object, ...]:
-        """What the blocked path retries: ``recv_into`` of the rest."""
+        """What the blocked path retries with: the rest of the buffer."""
         self._chunk = self._mv[self.total :]
         return (self._chunk,)
+
+    def release(self) -> None:
+        if self._chunk is not None:
+            release(self._chunk)
+        release(self._mv)
+
+
+class ReadJob(_SpanJob):
+    """``recv_into`` a buffer until ``minimum`` bytes; more may come."""
+
+    __slots__ = ()
+
+    reading = True
+
+    def attempt(self, sock: _stdlib_socket.socket) -> int:
+        return sock.recv_into(self._mv[self.total :])
 
     retry = staticmethod(lambda sock, chunk: sock.recv_into(chunk))
 
@@ -114,45 +125,21 @@ class ReadJob:
             raise EndOfFile()
         self.total += n
 
-    def release(self) -> None:
-        if self._chunk is not None:
-            release(self._chunk)
-        release(self._mv)
 
-
-class WriteJob:
+class WriteJob(_SpanJob):
     """``send`` a buffer until ``minimum`` bytes have gone."""
 
-    __slots__ = ("_chunk", "_mv", "minimum", "total")
+    __slots__ = ()
 
     reading = False
 
-    def __init__(self, data: Buffer, minimum: int) -> None:
-        self._mv = memoryview(data).cast("B")
-        self._chunk: memoryview | None = None  # as ReadJob's
-        self.minimum = minimum
-        self.total = 0
-
-    @property
-    def done(self) -> bool:
-        return self.total >= self.minimum
-
     def attempt(self, sock: _stdlib_socket.socket) -> int:
         return sock.send(self._mv[self.total :])
-
-    def attempt_args(self, sock: _stdlib_socket.socket) -> tuple[object, ...]:
-        self._chunk = self._mv[self.total :]
-        return (self._chunk,)
 
     retry = staticmethod(lambda sock, chunk: sock.send(chunk))
 
     def advance(self, n: int) -> None:
         self.total += n
-
-    def release(self) -> None:
-        if self._chunk is not None:
-            release(self._chunk)
-        release(self._mv)
 
 
 class VectoredJob:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket as _stdlib_socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
@@ -39,7 +39,7 @@ from ._driver import (
     wait_writable,
 )
 from ._errors import OperationAborted, closed_error
-from ._transfer import WriteJob
+from ._transfer import Channel, WriteJob
 from ._util import release
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ _recv_bytes = _stdlib_socket.socket.recv
 _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
-class _SocketState(Protocol):
+class _SocketState(Channel, Protocol):
     """What the mixin uses of ``Socket`` (for the type checker only).
 
     The methods below annotate ``self`` with it: a mixin cannot name its
@@ -103,33 +103,15 @@ class _SocketState(Protocol):
     """
 
     _sock: _stdlib_socket.socket | None
-    _readers: Waiters
-    _writers: Waiters
     _trio_receiving: bool
     _trio_sending: bool
     _trio_eof_sent: bool
     _trio_lowat_set: bool
     _lost_to: tuple[int, str] | None
 
-    def _lost(self, exc: BaseException) -> OSError | None: ...
-
     def _eof(self) -> BaseException: ...
 
     def _open_sock(self) -> _stdlib_socket.socket | None: ...
-
-    def _live(self) -> _stdlib_socket.socket: ...
-
-    def _replacement(self, exc: BaseException) -> BaseException | None: ...
-
-    def _blocked(
-        self,
-        waiters: Waiters,
-        wait_fn: WaitFn,
-        fn: Callable[..., T] | None,
-        args: tuple[Any, ...],
-        *,
-        wait_first: bool,
-    ) -> Coroutine[Any, Any, T]: ...
 
     async def _attempt(
         self,
