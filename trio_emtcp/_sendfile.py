@@ -248,7 +248,7 @@ async def _copy_range(
             if not data:
                 break  # end of file
             yielded = True  # a transfer is a checkpoint of its own
-            sent += await _transfer.run(sock, WriteJob(data, len(data)))
+            sent += await _transfer.run(sock, WriteJob(memoryview(data), len(data)))
     except BaseException as exc:
         if not yielded:
             await cancel_shielded_checkpoint()

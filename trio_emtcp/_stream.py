@@ -17,8 +17,8 @@ Whatever exception ends one of them midway (``OperationAborted``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, cast
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, cast
 
 from ._args import bytes_view, int_arg, writable_view
 from ._driver import checkpoint
@@ -94,7 +94,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
         finally:
             for view in views:
                 release(view)
-    return await _move(stream, cast("Buffer", data), _ALL, reading=False)
+    return await _start(stream, cast("Buffer", data), _ALL, reading=False)
 
 
 async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int:
@@ -110,7 +110,7 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
       OperationAborted, OSError, trio.Cancelled: as :func:`write_all`,
         with ``bytes_transferred`` set.
     """
-    return await _move(stream, data, minimum, reading=False)
+    return await _start(stream, data, minimum, reading=False)
 
 
 async def read_all(stream: ReadStream, buf: Buffer) -> int:
@@ -125,7 +125,7 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
         much of ``buf`` was filled.
       OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
     """
-    return await _move(stream, buf, _ALL, reading=True)
+    return await _start(stream, buf, _ALL, reading=True)
 
 
 async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
@@ -142,40 +142,44 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
       EndOfFile, OperationAborted, OSError, trio.Cancelled: as
         :func:`read_all`.
     """
-    return await _move(stream, buf, minimum, reading=True)
+    return await _start(stream, buf, minimum, reading=True)
 
 
 # ``minimum`` of the functions that move the whole buffer.
 _ALL = object()
 
 
-async def _move(
+def _start(
     stream: ReadStream | WriteStream, buf: Buffer, minimum: object, *, reading: bool
-) -> int:
-    """The four functions but the vectored write: check, view, run, release.
+) -> Coroutine[Any, Any, int]:
+    """The four functions but the vectored write: check, view, transfer.
 
-    ``minimum`` :data:`_ALL` means all of ``buf``.  A Socket runs the transfer
-    loop (_transfer.py), anything else the duck-typed loop below.
+    Not itself a coroutine: it picks the coroutine to await (the transfer
+    loop of _transfer.py on a Socket, the duck-typed loop otherwise), so
+    that an operation goes through no frame more than that loop's.  The
+    loop owns the view it is given and releases it.  ``minimum``
+    :data:`_ALL` means all of ``buf``.
     """
     try:
         mv = writable_view(buf) if reading else bytes_view(buf, "data")
-        try:
-            need = mv.nbytes if minimum is _ALL else _minimum_arg(minimum, mv.nbytes)
-        except BaseException:
-            release(mv)
-            raise
-    except (TypeError, ValueError):
-        await checkpoint()
-        raise
+    except TypeError as exc:
+        return _refuse(exc)
     try:
-        if type(stream) is Socket:
-            job = ReadJob(mv, need) if reading else WriteJob(mv, need)
-            return await run(stream, job)
-        if reading:
-            return await _generic_read(cast("ReadStream", stream), mv, need)
-        return await _generic_write(cast("WriteStream", stream), mv, need)
-    finally:
+        need = mv.nbytes if minimum is _ALL else _minimum_arg(minimum, mv.nbytes)
+    except (TypeError, ValueError) as exc:
         release(mv)
+        return _refuse(exc)
+    if type(stream) is Socket:
+        return run(stream, ReadJob(mv, need) if reading else WriteJob(mv, need))
+    if reading:
+        return _generic_read(cast("ReadStream", stream), mv, need)
+    return _generic_write(cast("WriteStream", stream), mv, need)
+
+
+async def _refuse(exc: BaseException) -> int:
+    """A bad argument: still a checkpoint, as every async call (SPEC §4)."""
+    await checkpoint()
+    raise exc
 
 
 # -- the duck-typed loops ---------------------------------------------------
@@ -191,19 +195,23 @@ async def _stream_method(stream: object, name: str) -> None:
 
 
 async def _generic_write(stream: WriteStream, mv: memoryview, minimum: int) -> int:
-    await _stream_method(stream, "write_some")
-    total = 0
-    if minimum == 0:
-        await checkpoint()
-        return 0
+    """Write ``mv`` with ``write_some`` until ``minimum``; releases ``mv``."""
     try:
-        while total < minimum:
-            with mv[total:] as chunk:
-                total += await stream.write_some(chunk)
-    except BaseException as exc:
-        set_transferred(exc, total)
-        raise
-    return total
+        await _stream_method(stream, "write_some")
+        total = 0
+        if minimum == 0:
+            await checkpoint()
+            return 0
+        try:
+            while total < minimum:
+                with mv[total:] as chunk:
+                    total += await stream.write_some(chunk)
+        except BaseException as exc:
+            set_transferred(exc, total)
+            raise
+        return total
+    finally:
+        release(mv)
 
 
 async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> int:
@@ -227,20 +235,24 @@ async def _generic_write_views(stream: WriteStream, views: list[memoryview]) -> 
 
 
 async def _generic_read(stream: ReadStream, mv: memoryview, minimum: int) -> int:
-    await _stream_method(stream, "read_some")
-    total = 0
-    if minimum == 0:
-        await checkpoint()
-        return 0
+    """Read into ``mv`` with ``read_some`` until ``minimum``; releases ``mv``."""
     try:
-        while total < minimum:
-            with mv[total:] as chunk:
-                n = await stream.read_some(chunk)
-            if not n:
-                # A stream that signals EOF with 0, as a file would.
-                raise EndOfFile()
-            total += n
-    except BaseException as exc:
-        set_transferred(exc, total)
-        raise
-    return total
+        await _stream_method(stream, "read_some")
+        total = 0
+        if minimum == 0:
+            await checkpoint()
+            return 0
+        try:
+            while total < minimum:
+                with mv[total:] as chunk:
+                    n = await stream.read_some(chunk)
+                if not n:
+                    # A stream that signals EOF with 0, as a file would.
+                    raise EndOfFile()
+                total += n
+        except BaseException as exc:
+            set_transferred(exc, total)
+            raise
+        return total
+    finally:
+        release(mv)

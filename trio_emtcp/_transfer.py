@@ -32,7 +32,7 @@ from ._driver import (
     wait_writable,
 )
 from ._errors import EndOfFile, set_transferred, with_transferred
-from ._util import Buffer, release
+from ._util import release
 
 if TYPE_CHECKING:
     import socket as _stdlib_socket
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from ._driver import Waiters, WaitFn
 
 T = TypeVar("T")
+
+# What a job hands the slow path to retry: the syscall and its arguments.
+Syscall = tuple["Callable[..., int]", tuple[Any, ...]]
 
 
 class Channel(Protocol):
@@ -81,24 +84,23 @@ FALLBACK_ERRNOS = frozenset(
 
 
 class _SpanJob:
-    """A job on one buffer: move bytes until ``minimum`` (more may come)."""
+    """A job on one flat buffer view, which it owns (and releases).
+
+    Runs until ``minimum`` bytes moved (a read may bring more).
+    """
 
     __slots__ = ("_chunk", "_mv", "minimum", "total")
 
-    def __init__(self, buf: Buffer, minimum: int) -> None:
-        self._mv = memoryview(buf).cast("B")
+    def __init__(self, view: memoryview, minimum: int) -> None:
+        self._mv = view
         # The slice a blocked call waits with: an exception's traceback
         # would keep it (and so the caller's buffer export) alive.
         self._chunk: memoryview | None = None
         self.minimum = minimum
         self.total = 0
 
-    @property
-    def done(self) -> bool:
-        return self.total >= self.minimum
-
-    def attempt_args(self, sock: _stdlib_socket.socket) -> tuple[object, ...]:
-        """What the blocked path retries with: the rest of the buffer."""
+    def _rest(self) -> tuple[memoryview]:
+        """The rest of the buffer, kept to be released (see ``_chunk``)."""
         self._chunk = self._mv[self.total :]
         return (self._chunk,)
 
@@ -115,10 +117,11 @@ class ReadJob(_SpanJob):
 
     reading = True
 
-    def attempt(self, sock: _stdlib_socket.socket) -> int:
-        return sock.recv_into(self._mv[self.total :])
+    def attempt(self, sock: _stdlib_socket.socket) -> None:
+        self.advance(sock.recv_into(self._mv[self.total :]))
 
-    retry = staticmethod(lambda sock, chunk: sock.recv_into(chunk))
+    def retry(self, sock: _stdlib_socket.socket) -> Syscall:
+        return sock.recv_into, self._rest()
 
     def advance(self, n: int) -> None:
         if not n:
@@ -133,40 +136,37 @@ class WriteJob(_SpanJob):
 
     reading = False
 
-    def attempt(self, sock: _stdlib_socket.socket) -> int:
-        return sock.send(self._mv[self.total :])
+    def attempt(self, sock: _stdlib_socket.socket) -> None:
+        self.total += sock.send(self._mv[self.total :])
 
-    retry = staticmethod(lambda sock, chunk: sock.send(chunk))
+    def retry(self, sock: _stdlib_socket.socket) -> Syscall:
+        return sock.send, self._rest()
 
     def advance(self, n: int) -> None:
         self.total += n
 
 
 class VectoredJob:
-    """``sendmsg`` every buffer of a list, keeping the tail of a partial one."""
+    """``sendmsg`` every buffer of a list, keeping the tail of a partial one.
+
+    The caller owns ``buffers`` and releases them; the slices made here of
+    a partly written buffer are released here.
+    """
 
     __slots__ = ("_pending", "minimum", "total")
 
     reading = False
 
     def __init__(self, buffers: Sequence[memoryview]) -> None:
-        # The caller owns ``buffers`` and releases them; the slices made
-        # here of a partly written buffer are released here.
         self._pending = [b for b in buffers if b.nbytes]
         self.minimum = sum(b.nbytes for b in self._pending)
         self.total = 0
 
-    @property
-    def done(self) -> bool:
-        return not self._pending
+    def attempt(self, sock: _stdlib_socket.socket) -> None:
+        self.advance(sock.sendmsg(self._pending[:_IOV_MAX]))
 
-    def attempt(self, sock: _stdlib_socket.socket) -> int:
-        return sock.sendmsg(self._pending[:_IOV_MAX])
-
-    def attempt_args(self, sock: _stdlib_socket.socket) -> tuple[object, ...]:
-        return (self._pending[:_IOV_MAX],)
-
-    retry = staticmethod(lambda sock, buffers: sock.sendmsg(buffers))
+    def retry(self, sock: _stdlib_socket.socket) -> Syscall:
+        return sock.sendmsg, (self._pending[:_IOV_MAX],)
 
     def advance(self, n: int) -> None:
         self.total += n
@@ -190,43 +190,31 @@ class SendfileJob:
     """``os.sendfile`` of ``size`` bytes of ``in_fd`` from ``offset``.
 
     Ends early at the end of the file, or where sendfile refuses the file
-    or the socket (:attr:`refused`: the caller copies the rest).
+    or the socket (:attr:`refused`: the caller copies the rest); its
+    ``minimum`` then becomes what was sent.
     """
 
-    __slots__ = ("_cap", "_in_fd", "_offset", "_size", "ended", "refused", "total")
+    __slots__ = ("_cap", "_in_fd", "_offset", "minimum", "refused", "total")
 
     reading = False
 
     def __init__(self, in_fd: int, offset: int, size: int, cap: int) -> None:
         self._in_fd = in_fd
         self._offset = offset
-        self._size = size
         self._cap = cap
+        self.minimum = size
         self.total = 0
-        self.ended = False
         self.refused = False
 
-    @property
-    def done(self) -> bool:
-        return self.ended or self.total >= self._size
+    def attempt(self, sock: _stdlib_socket.socket) -> None:
+        self.advance(self._sendfile(sock, *self._range()))
 
-    @property
-    def minimum(self) -> int:
-        return self._size
-
-    def attempt(self, sock: _stdlib_socket.socket) -> int:
-        offset, count = self._range()
-        return self._sendfile(sock, offset, count)
-
-    def attempt_args(self, sock: _stdlib_socket.socket) -> tuple[object, ...]:
-        return self._range()
+    def retry(self, sock: _stdlib_socket.socket) -> Syscall:
+        return self._sendfile, (sock, *self._range())
 
     def _range(self) -> tuple[int, int]:
-        left = self._size - self.total
+        left = self.minimum - self.total
         return self._offset + self.total, min(left, self._cap)
-
-    def retry(self, sock: _stdlib_socket.socket, offset: int, count: int) -> int:
-        return self._sendfile(sock, offset, count)
 
     def _sendfile(self, sock: _stdlib_socket.socket, offset: int, count: int) -> int:
         try:
@@ -234,13 +222,14 @@ class SendfileJob:
         except OSError as exc:
             if exc.errno not in FALLBACK_ERRNOS:
                 raise
-            self.refused = self.ended = True
+            self.refused = True
             return 0
 
     def advance(self, n: int) -> None:
-        if not n:
-            self.ended = True  # end of file (or refused): what there was is sent
         self.total += n
+        if not n:
+            # The end of the file (or a refusal): what there was is sent.
+            self.minimum = self.total
 
     def release(self) -> None:
         pass
@@ -251,6 +240,9 @@ Job = ReadJob | WriteJob | VectoredJob | SendfileJob
 
 async def run(driver: Channel, job: Job) -> int:
     """Run ``job`` on ``driver``'s socket under one checkpoint while it can.
+
+    The job owns its buffer views from here on: they are released however
+    this ends.
 
     Returns:
       The bytes moved (``job.total``).
@@ -263,28 +255,29 @@ async def run(driver: Channel, job: Job) -> int:
       (a descriptor closed underfoot, a reset another call saw).
     """
     waiters = driver._readers if job.reading else driver._writers
-    wait_fn = wait_readable if job.reading else wait_writable
     blocked = False
     try:
         # Inside the try: a Cancelled raised here carries
         # bytes_transferred (0) like any other exit.
         await checkpoint_if_cancelled()
         sock = driver._live()
-        while not job.done:
+        while job.total < job.minimum:
             try:
                 if waiters.busy:
                     raise BlockingIOError
-                n = job.attempt(sock)
+                job.attempt(sock)
             except BlockingIOError:
                 blocked = True
-                n = await driver._blocked(
-                    waiters,
-                    wait_fn,
-                    job.retry,
-                    (sock, *job.attempt_args(sock)),
-                    wait_first=not waiters.busy,
+                syscall, args = job.retry(sock)
+                job.advance(
+                    await driver._blocked(
+                        waiters,
+                        wait_readable if job.reading else wait_writable,
+                        syscall,
+                        args,
+                        wait_first=not waiters.busy,
+                    )
                 )
-            job.advance(n)
     except BaseException as exc:
         if not blocked:
             await cancel_shielded_checkpoint()
