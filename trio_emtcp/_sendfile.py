@@ -27,7 +27,7 @@ from . import _transfer
 from ._args import int_arg, optional_bytes_view
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from ._errors import add_transferred, set_transferred
-from ._transfer import SendfileJob, WriteJob
+from ._transfer import WRITE, SendfileJob, SpanJob
 from ._util import Buffer, release
 
 if TYPE_CHECKING:
@@ -180,12 +180,16 @@ async def send_file(
         sent = 0
         try:
             if head_mv:
-                done += await _transfer.run(sock, WriteJob(head_mv, head_mv.nbytes))
+                done += await _transfer.run(
+                    sock, SpanJob(head_mv, head_mv.nbytes, WRITE)
+                )
             if size:
                 sent = await _send_range(sock, in_fd, start, size, per_send)
                 done += sent
             if tail_mv:
-                done += await _transfer.run(sock, WriteJob(tail_mv, tail_mv.nbytes))
+                done += await _transfer.run(
+                    sock, SpanJob(tail_mv, tail_mv.nbytes, WRITE)
+                )
         except BaseException as exc:
             add_transferred(exc, done)
             raise
@@ -248,7 +252,9 @@ async def _copy_range(
             if not data:
                 break  # end of file
             yielded = True  # a transfer is a checkpoint of its own
-            sent += await _transfer.run(sock, WriteJob(memoryview(data), len(data)))
+            sent += await _transfer.run(
+                sock, SpanJob(memoryview(data), len(data), WRITE)
+            )
     except BaseException as exc:
         if not yielded:
             await cancel_shielded_checkpoint()

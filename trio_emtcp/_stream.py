@@ -24,7 +24,7 @@ from ._args import bytes_view, int_arg, writable_view
 from ._driver import checkpoint
 from ._errors import EndOfFile, set_transferred
 from ._socket import Socket
-from ._transfer import ReadJob, VectoredJob, WriteJob, run
+from ._transfer import READ, WRITE, SpanJob, VectoredJob, run
 from ._util import Buffer, release
 
 __all__ = [
@@ -94,7 +94,8 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
         finally:
             for view in views:
                 release(view)
-    return await _start(stream, cast("Buffer", data), _ALL, reading=False)
+    # Not typing.cast: that is a function call on every write.
+    return await _start(stream, data, _ALL, WRITE)  # type: ignore[arg-type]
 
 
 async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int:
@@ -110,7 +111,7 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
       OperationAborted, OSError, trio.Cancelled: as :func:`write_all`,
         with ``bytes_transferred`` set.
     """
-    return await _start(stream, data, minimum, reading=False)
+    return await _start(stream, data, minimum, WRITE)
 
 
 async def read_all(stream: ReadStream, buf: Buffer) -> int:
@@ -125,7 +126,7 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
         much of ``buf`` was filled.
       OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
     """
-    return await _start(stream, buf, _ALL, reading=True)
+    return await _start(stream, buf, _ALL, READ)
 
 
 async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
@@ -142,7 +143,7 @@ async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
       EndOfFile, OperationAborted, OSError, trio.Cancelled: as
         :func:`read_all`.
     """
-    return await _start(stream, buf, minimum, reading=True)
+    return await _start(stream, buf, minimum, READ)
 
 
 # ``minimum`` of the functions that move the whole buffer.
@@ -150,7 +151,7 @@ _ALL = object()
 
 
 def _start(
-    stream: ReadStream | WriteStream, buf: Buffer, minimum: object, *, reading: bool
+    stream: ReadStream | WriteStream, buf: Buffer, minimum: object, reading: bool
 ) -> Coroutine[Any, Any, int]:
     """The four functions but the vectored write: check, view, transfer.
 
@@ -170,7 +171,7 @@ def _start(
         release(mv)
         return _refuse(exc)
     if type(stream) is Socket:
-        return run(stream, ReadJob(mv, need) if reading else WriteJob(mv, need))
+        return run(stream, SpanJob(mv, need, reading))
     if reading:
         return _generic_read(cast("ReadStream", stream), mv, need)
     return _generic_write(cast("WriteStream", stream), mv, need)

@@ -8,8 +8,8 @@ block, and, however it ends, ``bytes_transferred`` on the exception and the
 caller's buffers released.  :func:`run` is that loop; a *job* says what one
 syscall does and how far the transfer got:
 
-* :class:`ReadJob`: ``recv_into`` until at least ``minimum`` bytes;
-* :class:`WriteJob`: ``send`` until at least ``minimum`` bytes;
+* :class:`SpanJob`: ``recv_into`` or ``send`` until at least ``minimum``
+  bytes;
 * :class:`VectoredJob`: ``sendmsg`` of a list of buffers, all of them;
 * :class:`SendfileJob`: ``os.sendfile`` of a file range.
 
@@ -67,7 +67,13 @@ class Channel(Protocol):
     ) -> Coroutine[Any, Any, T]: ...
 
 
-__all__ = ["ReadJob", "SendfileJob", "VectoredJob", "WriteJob", "run"]
+__all__ = ["READ", "WRITE", "SendfileJob", "SpanJob", "VectoredJob", "run"]
+
+# SpanJob's ``reading`` argument, by name: positional, because a call with
+# keywords is not one CPython 3.11 specialises, and this is on every
+# composed operation.
+READ = True
+WRITE = False
 
 # Linux's UIO_MAXIOV; sendmsg refuses more buffers than this in one call.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
@@ -83,67 +89,63 @@ FALLBACK_ERRNOS = frozenset(
 )
 
 
-class _SpanJob:
-    """A job on one flat buffer view, which it owns (and releases).
+class SpanJob:
+    """``recv_into`` or ``send`` on one flat buffer view until ``minimum``.
 
-    Runs until ``minimum`` bytes moved (a read may bring more).
+    The job owns the view (and releases it).  A read may bring more than
+    ``minimum``; one that meets the end of the stream first raises
+    ``EndOfFile``.
+
+    One class for both directions, not two: :func:`run`'s attribute
+    lookups stay monomorphic, so CPython's specialising interpreter keeps
+    them fast (two classes made every lookup there generic, measurably).
     """
 
-    __slots__ = ("_chunk", "_mv", "minimum", "total")
+    __slots__ = ("_chunk", "_mv", "minimum", "reading", "total")
 
-    def __init__(self, view: memoryview, minimum: int) -> None:
+    def __init__(self, view: memoryview, minimum: int, reading: bool) -> None:
         self._mv = view
         # The slice a blocked call waits with: an exception's traceback
         # would keep it (and so the caller's buffer export) alive.
         self._chunk: memoryview | None = None
         self.minimum = minimum
+        self.reading = reading
         self.total = 0
 
-    def _rest(self) -> tuple[memoryview]:
-        """The rest of the buffer, kept to be released (see ``_chunk``)."""
-        self._chunk = self._mv[self.total :]
-        return (self._chunk,)
-
-    def release(self) -> None:
-        if self._chunk is not None:
-            release(self._chunk)
-        release(self._mv)
-
-
-class ReadJob(_SpanJob):
-    """``recv_into`` a buffer until ``minimum`` bytes; more may come."""
-
-    __slots__ = ()
-
-    reading = True
-
-    def attempt(self, sock: _stdlib_socket.socket) -> None:
-        self.advance(sock.recv_into(self._mv[self.total :]))
+    def attempt(self, sock: _stdlib_socket.socket) -> Syscall | None:
+        try:
+            if self.reading:
+                n = sock.recv_into(self._mv[self.total :])
+            else:
+                n = sock.send(self._mv[self.total :])
+        except BlockingIOError:
+            # retry() written out: a call less on every blocking read.
+            chunk = self._chunk = self._mv[self.total :]
+            return (sock.recv_into if self.reading else sock.send), (chunk,)
+        # advance() written out: this is the fast path of every transfer.
+        if not n:  # only a read: the rest of a write is never empty
+            raise EndOfFile()
+        self.total += n
+        return None
 
     def retry(self, sock: _stdlib_socket.socket) -> Syscall:
-        return sock.recv_into, self._rest()
+        # The rest of the buffer, kept to be released (see ``_chunk``).
+        chunk = self._chunk = self._mv[self.total :]
+        return (sock.recv_into if self.reading else sock.send), (chunk,)
 
     def advance(self, n: int) -> None:
         if not n:
             raise EndOfFile()
         self.total += n
 
-
-class WriteJob(_SpanJob):
-    """``send`` a buffer until ``minimum`` bytes have gone."""
-
-    __slots__ = ()
-
-    reading = False
-
-    def attempt(self, sock: _stdlib_socket.socket) -> None:
-        self.total += sock.send(self._mv[self.total :])
-
-    def retry(self, sock: _stdlib_socket.socket) -> Syscall:
-        return sock.send, self._rest()
-
-    def advance(self, n: int) -> None:
-        self.total += n
+    def release(self) -> None:
+        if self._chunk is not None:
+            release(self._chunk)
+        # _util.release written out (the rule is there): once per operation.
+        try:  # noqa: SIM105
+            self._mv.release()
+        except BufferError:  # pragma: no cover - as in _util.release
+            pass
 
 
 class VectoredJob:
@@ -162,8 +164,13 @@ class VectoredJob:
         self.minimum = sum(b.nbytes for b in self._pending)
         self.total = 0
 
-    def attempt(self, sock: _stdlib_socket.socket) -> None:
-        self.advance(sock.sendmsg(self._pending[:_IOV_MAX]))
+    def attempt(self, sock: _stdlib_socket.socket) -> Syscall | None:
+        try:
+            n = sock.sendmsg(self._pending[:_IOV_MAX])
+        except BlockingIOError:
+            return self.retry(sock)
+        self.advance(n)
+        return None
 
     def retry(self, sock: _stdlib_socket.socket) -> Syscall:
         return sock.sendmsg, (self._pending[:_IOV_MAX],)
@@ -206,8 +213,13 @@ class SendfileJob:
         self.total = 0
         self.refused = False
 
-    def attempt(self, sock: _stdlib_socket.socket) -> None:
-        self.advance(self._sendfile(sock, *self._range()))
+    def attempt(self, sock: _stdlib_socket.socket) -> Syscall | None:
+        try:
+            n = self._sendfile(sock, *self._range())
+        except BlockingIOError:
+            return self.retry(sock)
+        self.advance(n)
+        return None
 
     def retry(self, sock: _stdlib_socket.socket) -> Syscall:
         return self._sendfile, (sock, *self._range())
@@ -235,7 +247,7 @@ class SendfileJob:
         pass
 
 
-Job = ReadJob | WriteJob | VectoredJob | SendfileJob
+Job = SpanJob | VectoredJob | SendfileJob
 
 
 async def run(driver: Channel, job: Job) -> int:
@@ -254,7 +266,8 @@ async def run(driver: Channel, job: Job) -> int:
       ``_replacement`` may swap a kernel error for the one it stands for
       (a descriptor closed underfoot, a reset another call saw).
     """
-    waiters = driver._readers if job.reading else driver._writers
+    reading = job.reading
+    waiters = driver._readers if reading else driver._writers
     blocked = False
     try:
         # Inside the try: a Cancelled raised here carries
@@ -262,17 +275,18 @@ async def run(driver: Channel, job: Job) -> int:
         await checkpoint_if_cancelled()
         sock = driver._live()
         while job.total < job.minimum:
-            try:
-                if waiters.busy:
-                    raise BlockingIOError
-                job.attempt(sock)
-            except BlockingIOError:
+            # attempt() says "would block" by returning what to retry rather
+            # than letting BlockingIOError out: an exception crossing a
+            # frame, and a wait inside its handler, cost more than the
+            # syscall.
+            retry = job.retry(sock) if waiters.busy else job.attempt(sock)
+            if retry is not None:
                 blocked = True
-                syscall, args = job.retry(sock)
+                syscall, args = retry
                 job.advance(
                     await driver._blocked(
                         waiters,
-                        wait_readable if job.reading else wait_writable,
+                        wait_readable if reading else wait_writable,
                         syscall,
                         args,
                         wait_first=not waiters.busy,

@@ -39,7 +39,7 @@ from ._driver import (
     wait_writable,
 )
 from ._errors import OperationAborted, closed_error
-from ._transfer import Channel, WriteJob
+from ._transfer import WRITE, Channel, SpanJob
 from ._util import release
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
                         _limit_unsent(self)
                     size = view.nbytes
                     if size:
-                        await _transfer.run(self, WriteJob(view, size))
+                        await _transfer.run(self, SpanJob(view, size, WRITE))
                     else:
                         await checkpoint()
                         if self._open_sock() is None:
