@@ -151,8 +151,9 @@ class SpanJob:
 class VectoredJob:
     """``sendmsg`` every buffer of a list, keeping the tail of a partial one.
 
-    The caller owns ``buffers`` and releases them; the slices made here of
-    a partly written buffer are released here.
+    The caller owns ``buffers`` and releases them; each is also released
+    here once it has gone out, and so are the slices made here of a partly
+    written one.
     """
 
     __slots__ = ("_pending", "minimum", "total")
@@ -178,7 +179,9 @@ class VectoredJob:
     def advance(self, n: int) -> None:
         self.total += n
         pending = self._pending
-        # Drop what went out; keep the tail of a partial buffer.
+        # Drop what went out; keep the tail of a partial buffer.  What is
+        # dropped is released at once, not left to whoever still refers to
+        # it (a traceback, the list a blocked retry was given).
         while n and pending:
             head = pending[0]
             if n >= head.nbytes:
@@ -187,6 +190,7 @@ class VectoredJob:
             else:
                 pending[0] = head[n:]
                 n = 0
+            release(head)
 
     def release(self) -> None:
         for view in self._pending:
@@ -283,20 +287,31 @@ async def run(driver: Channel, job: Job) -> int:
             if retry is not None:
                 blocked = True
                 syscall, args = retry
-                job.advance(
-                    await driver._blocked(
-                        waiters,
-                        wait_readable if reading else wait_writable,
-                        syscall,
-                        args,
-                        wait_first=not waiters.busy,
-                    )
+                n = await driver._blocked(
+                    waiters,
+                    wait_readable if reading else wait_writable,
+                    syscall,
+                    args,
+                    wait_first=not waiters.busy,
                 )
+                # Not kept past the retry: a later exception's traceback
+                # would keep this frame, and with it a slice of the
+                # caller's buffer that advance() may drop.
+                del retry, args
+                job.advance(n)
     except BaseException as exc:
+        # The end of the stream is judged where the read met it: a reset
+        # another task reports during the closing schedule point does not
+        # turn it into that reset.  Other errors are judged after that
+        # point, as everywhere (a connection error counts from when the
+        # operation that saw it raises it).
+        eof = isinstance(exc, EndOfFile)
+        replacement = driver._replacement(exc) if eof else None
         if not blocked:
             await cancel_shielded_checkpoint()
         set_transferred(exc, job.total)
-        replacement = driver._replacement(exc)
+        if not eof:
+            replacement = driver._replacement(exc)
         if replacement is not None:
             raise with_transferred(replacement, job.total) from None
         raise
