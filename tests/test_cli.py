@@ -32,7 +32,7 @@ import trio
 import trio.testing
 
 import trio_emtcp
-from tests.helpers import require_tool
+from tests.helpers import no_fd_leak, require_tool
 from trio_emtcp import _cli, socket_pair, stream
 from trio_emtcp._cli import _common, _echo
 from trio_emtcp.ip import Address
@@ -767,6 +767,35 @@ async def test_resolve_failure_is_a_command_error(
         match=r"^cannot resolve 'nowhere': name or service not known$",
     ):
         await _common.resolve("nowhere", 7, passive=False)
+
+
+def test_listen_keep_alive_refused_is_a_command_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A kernel without one of the keep-alive options: a one-line error,
+    # and the acceptor closed.
+    made: list[Acceptor] = []
+    set_option = Acceptor.set_option
+
+    def refuse(self: Acceptor, name: str, value: object) -> None:
+        made.append(self)
+        if name == "keep_alive_interval":
+            raise OSError(errno.ENOPROTOOPT, os.strerror(errno.ENOPROTOOPT))
+        set_option(self, name, value)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Acceptor, "set_option", refuse)
+    with (
+        no_fd_leak(),
+        pytest.raises(
+            _common.CommandError,
+            match=r"^cannot listen on 127\.0\.0\.1:0: protocol not available$",
+        ),
+    ):
+        _common.listen(
+            Address.loopback_v4(), 0, None, reuse_port=False, keep_alive=(5, 2, 3)
+        )
+    assert made
+    assert not made[-1].is_open
 
 
 async def test_connect_falls_back_to_the_next_address() -> None:

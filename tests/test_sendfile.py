@@ -314,6 +314,11 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ),
     ({"head": 5}, TypeError, r"^head: expected a bytes-like object or None, got int$"),
     (
+        {"head": memoryview(b"abcd")[::2]},
+        TypeError,
+        r"^head: expected a C-contiguous buffer$",
+    ),
+    (
         {"tail": "text"},
         TypeError,
         r"^tail: expected a bytes-like object, got str; encode",

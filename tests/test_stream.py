@@ -344,6 +344,17 @@ async def test_duck_typed_zero_read_is_eof() -> None:
             r"^data: .* got str",
         ),
         (
+            # One message for this everywhere (_args.write_buffer_error).
+            lambda s: stream.write_all(s, memoryview(b"abcd")[::2]),
+            TypeError,
+            r"^data: expected a C-contiguous buffer$",
+        ),
+        (
+            lambda s: stream.write_all(s, [b"a", memoryview(b"abcd")[::2]]),
+            TypeError,
+            r"^data: expected a C-contiguous buffer$",
+        ),
+        (
             lambda s: stream.read_all(s, b"ro"),
             TypeError,
             r"^buf: expected a writable buffer",

@@ -329,6 +329,23 @@ async def test_Socket_receive_out_of_band_reset(backend: str) -> None:
         assert isinstance(result, ConnectionResetError)
 
 
+async def test_Socket_receive_out_of_band_after_a_remembered_reset(
+    pair: tuple[Socket, Socket],
+) -> None:
+    # SPEC §10: once a data operation saw the reset, a later read raises it
+    # where the kernel would report the end of the stream; for an urgent
+    # receive that is "no urgent data, and none can come".
+    a, b = pair
+    b.set_option("linger", True, 0)
+    b.close()
+    await wait_all_tasks_blocked()
+    with pytest.raises(ConnectionResetError):
+        await a.read_some(bytearray(4))  # the kernel says it this once
+    for _ in range(2):
+        with assert_checkpoints(), pytest.raises(ConnectionResetError):
+            await a.receive(bytearray(1), ["out_of_band"])
+
+
 async def test_Socket_receive_out_of_band_not_connected() -> None:
     async with Socket() as sock:
         sock.open("v4")

@@ -5,8 +5,11 @@ An operation has two paths.
 *Fast path* (the syscall does not block): ``checkpoint_if_cancelled()``,
 the non-blocking syscall, ``cancel_shielded_checkpoint()``.  That is the
 same full checkpoint trio.socket makes, and nothing else: no cancel scope,
-no lock, no allocation.  The callers (``Socket.read_some`` and friends)
-write it inline, because a function call per operation is measurable there.
+no lock, no allocation.  :meth:`Driver._attempt` is its one definition
+(accept, ``receive_some``); ``Socket.read_some``/``write_some`` write it
+inline, because a function call per operation is measurable there, and the
+composed transfers (_transfer.py) keep its rules across many syscalls
+under one checkpoint.
 
 *Slow path* (the syscall said ``EAGAIN``, or other tasks are already queued
 in that direction): :meth:`Driver._blocked`.  Only now is a
@@ -216,6 +219,13 @@ class Driver:
         A direction is busy while its head is in its wait loop (or has just
         been handed the direction).  Heads of private waits (urgent data)
         always have a scope and are not counted here.
+
+        Conservative by one tick: in the tick a direction is handed over,
+        the new head has not reached the descriptor yet, and ``cancel()``
+        notifies anyway.  On a descriptor only this object uses that costs
+        a syscall.  On one shared through ``trio_socket``, other code
+        waiting on it is woken with ``ClosedResourceError``, as it would
+        be by any ``cancel()`` while a head waits.
         """
         return self._readers.busy or self._writers.busy
 

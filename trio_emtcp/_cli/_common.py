@@ -219,6 +219,11 @@ def listen(
             acceptor.set_option("keep_alive_idle", idle)
             acceptor.set_option("keep_alive_interval", interval)
             acceptor.set_option("keep_alive_count", count)
+    except OSError as exc:
+        acceptor.close()
+        raise CommandError(
+            f"cannot listen on {ip.tostring(address, port)}: {describe(exc)}"
+        ) from None
     except BaseException:
         acceptor.close()
         raise
