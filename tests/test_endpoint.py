@@ -112,7 +112,7 @@ NOT_NUMERIC = (
         ("1.2.3.4:0x50", r"^text: port must be .*, got '0x50'$"),
         ("1.2.3.4:http", r"^text: port must be .*, got 'http'$"),
         ("1.2.3.4:\u0668\u0660", r"^text: port must be .*, got '\u0668\u0660'$"),
-        ("[::1]", r"^text: port must be .*, got '1\]'$"),
+        ("[::1]", r"^text: expected ':port' after '\]', got '\[::1\]'$"),
         ("1.2.3.4:65536", r"^text: port must be in 0\.\.65535, got 65536$"),
         ("1.2.3.4:99999999999", r"^text: port must be in 0\.\.65535, got 99999999999$"),
         (

@@ -290,13 +290,29 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"file": True}, TypeError, r"^file: expected a binary file object or an int "),
     ({"file": _NoFileno()}, TypeError, r"^file: expected a binary file object "),
     ({"file": io.BytesIO(b"x")}, TypeError, r"^file: BytesIO has no file descriptor$"),
-    ({"file": -1}, ValueError, r"^file: must be a descriptor >= 0, got -1$"),
-    ({"offset": -1}, ValueError, r"^offset: must be >= 0, got -1$"),
+    (
+        {"file": -1},
+        ValueError,
+        r"^file: must be a descriptor in 0..2147483647, got -1$",
+    ),
+    (
+        {"offset": -1},
+        ValueError,
+        r"^offset: must be in 0..9223372036854775807, got -1$",
+    ),
     ({"offset": 1.5}, TypeError, r"^offset: expected an int, got float$"),
     ({"offset": False}, TypeError, r"^offset: expected an int, got bool$"),
     ({"offset": "0"}, TypeError, r"^offset: expected an int, got str$"),
-    ({"offset": 2**63}, ValueError, r"^offset: must be <= 9223372036854775807, "),
-    ({"size_in_bytes": -5}, ValueError, r"^size_in_bytes: must be >= 0, got -5$"),
+    (
+        {"offset": 2**63},
+        ValueError,
+        r"^offset: must be in 0..9223372036854775807, got 9223372036854775808$",
+    ),
+    (
+        {"size_in_bytes": -5},
+        ValueError,
+        r"^size_in_bytes: must be in 0..9223372036854775807, got -5$",
+    ),
     (
         {"size_in_bytes": None},
         TypeError,
@@ -331,7 +347,7 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     (
         {"n_number_of_bytes_per_send": 0},
         ValueError,
-        r"^n_number_of_bytes_per_send: must be >= 1, got 0$",
+        r"^n_number_of_bytes_per_send: must be in 1..2147483647, got 0$",
     ),
     (
         {"n_number_of_bytes_per_send": 2.0},

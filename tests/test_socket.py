@@ -174,7 +174,7 @@ async def test_Socket_assign_errors_leave_fd_untouched() -> None:
             Socket().assign("v4", raw)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match=r"^fd: expected an int"):
             Socket().assign("v4", True)
-        with pytest.raises(ValueError, match=r"^fd: must be >= 0, got -1$"):
+        with pytest.raises(ValueError, match=r"^fd: must be in 0..2147483647, got -1$"):
             Socket().assign("v4", -1)
         async with Socket() as already:
             already.open("v4")
@@ -325,9 +325,24 @@ async def test_Socket_v6_only() -> None:
         ("reuse_address", True, ValueError, r"^name: unknown option 'reuse_address'"),
         (3, True, TypeError, r"^name: expected an option name \(str\), got int$"),
         ("keep_alive", 1, TypeError, r"^value: keep_alive expects a bool, got int$"),
-        ("send_buffer_size", True, TypeError, r"^value: expected an int, got bool$"),
-        ("send_buffer_size", "8k", TypeError, r"^value: expected an int, got str$"),
-        ("send_buffer_size", -1, ValueError, r"^value: must be >= 0, got -1$"),
+        (
+            "send_buffer_size",
+            True,
+            TypeError,
+            r"^value: send_buffer_size expects an int, got bool$",
+        ),
+        (
+            "send_buffer_size",
+            "8k",
+            TypeError,
+            r"^value: send_buffer_size expects an int, got str$",
+        ),
+        (
+            "send_buffer_size",
+            -1,
+            ValueError,
+            r"^value: send_buffer_size must be in 0..2147483647 bytes, got -1$",
+        ),
         ("linger", 1, TypeError, r"^value: linger expects a bool, got int$"),
     ],
 )

@@ -73,12 +73,16 @@ def _scope_from_text(packed: bytes, scope: str, name: str, text: str) -> int:
     behaviour.
 
     Raises:
-        ValueError: if the number is larger than 4294967295.
+        ValueError: if the number is larger than 4294967295, or the text has
+            a NUL.
     """
+    if "\0" in scope:
+        # An interface name is a C string: a NUL would cut it.
+        raise ValueError(f"{name}: must not contain a NUL character, got {text!r}")
     if scope and _is_scoped_link_local(packed):
         try:
             index = socket.if_nametoindex(scope)
-        except (OSError, ValueError):  # ValueError: embedded NUL
+        except (OSError, ValueError):  # ValueError: a lone surrogate
             index = 0
         if index:
             return index

@@ -19,8 +19,10 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 __all__ = [
+    "INT_MAX",
     "MAX_PORT",
     "bool_arg",
+    "buffer_error",
     "bytes_copy",
     "bytes_view",
     "choice",
@@ -29,6 +31,7 @@ __all__ = [
     "int_arg",
     "is_int",
     "nbytes",
+    "no_nul",
     "number_arg",
     "optional_bytes_view",
     "port_arg",
@@ -41,6 +44,9 @@ __all__ = [
 T = TypeVar("T")
 
 MAX_PORT = 0xFFFF
+#: The largest C ``int``: the bound of sizes, backlogs, counts, descriptors
+#: and flags that go to the kernel as one (SPEC §13).
+INT_MAX = 2**31 - 1
 
 
 def type_name(value: object) -> str:
@@ -58,14 +64,21 @@ def int_arg(
     name: str,
     *,
     minimum: int = 0,
+    maximum: int | None = INT_MAX,
     expected: str = "an int",
 ) -> int:
-    """An integer argument, at least ``minimum``.
+    """An integer argument in ``minimum..maximum``.
+
+    The default maximum is a C ``int``'s (SPEC §13): what the kernel takes
+    for a size, a backlog, a count or a descriptor, so that nothing larger
+    reaches it (or ``struct``) to be wrapped or to overflow.
 
     Args:
       value: what the caller passed.
       name: the argument's name, for the messages.
       minimum: the smallest value accepted.
+      maximum: the largest, or ``None`` for no bound (a value that only
+        caps something, such as ``stream.read_at_least``'s ``minimum``).
       expected: how the type message words what is accepted (``"an int or
         None"`` where ``None`` was handled before).
 
@@ -74,14 +87,28 @@ def int_arg(
 
     Raises:
       TypeError: not an ``int``, or a ``bool``.
-      ValueError: less than ``minimum``.
+      ValueError: outside ``minimum..maximum`` (the message gives the range).
     """
     if not is_int(value):
         raise TypeError(f"{name}: expected {expected}, got {type_name(value)}")
     assert isinstance(value, int)
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is None:
+        if value < minimum:
+            raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    elif not minimum <= value <= maximum:
+        raise ValueError(f"{name}: must be in {minimum}..{maximum}, got {value}")
     return int(value)
+
+
+def no_nul(value: str, name: str) -> str:
+    """A text that becomes a C string: without NUL, where C would cut it.
+
+    Raises:
+      ValueError: ``value`` contains ``"\\0"``.
+    """
+    if "\0" in value:
+        raise ValueError(f"{name}: must not contain a NUL character, got {value!r}")
+    return value
 
 
 def port_arg(value: object, name: str = "port") -> int:
@@ -166,43 +193,104 @@ def choice(value: object, name: str, table: dict[str, T]) -> T:
 
 
 # -- buffers ------------------------------------------------------------------
+#
+# One question decides every refusal of a buffer argument, whatever the call
+# that met it (our own memoryview(), or a socket method in C): what is wrong
+# with this object?  A str (encode it), a released memoryview (a ValueError:
+# the type is right, its state is not), a buffer that is not C-contiguous or
+# not writable, or no buffer at all.
 
 
-def write_buffer_error(
-    value: object, name: str = "data", *, or_none: bool = False
-) -> TypeError:
-    """The refusal of something that is not a bytes-like object."""
-    if isinstance(value, str):
+def _buffer_problem(value: object, *, writable: bool) -> str | None:
+    """What keeps ``value`` from being used as a buffer, or ``None``.
+
+    Only called once a use has failed: the probe takes a view.
+    """
+    try:
+        view = memoryview(value)  # type: ignore[arg-type]
+    except TypeError:
+        return "not a buffer"
+    except ValueError:  # "operation forbidden on released memoryview object"
+        return "released"
+    with view:
+        if not view.c_contiguous:
+            return "not contiguous"
+        if writable and view.readonly:
+            return "read-only"
+    return None
+
+
+def buffer_error(
+    value: object,
+    name: str,
+    *,
+    writable: bool = False,
+    accepted: str | None = None,
+) -> TypeError | ValueError | None:
+    """The refusal of a buffer argument, or ``None`` if nothing is wrong.
+
+    Args:
+      writable: the argument is written into (``read_some``'s ``buf``).
+      accepted: what the type message says is accepted (``"a bytes-like
+        object or None"``); by default the plain buffer kinds.
+
+    Returns:
+      ``ValueError`` for a released ``memoryview``; ``TypeError`` for a
+      ``str``, a buffer that is not C-contiguous (or, with ``writable``,
+      read-only), or an object that is no buffer; ``None`` when ``value``
+      is a usable buffer (the failure the caller saw came from elsewhere).
+    """
+    if isinstance(value, str) and not writable:
         return TypeError(
             f"{name}: expected a bytes-like object, got str; encode it first"
         )
-    if isinstance(value, memoryview):
+    problem = _buffer_problem(value, writable=writable)
+    if problem is None:
+        return None
+    if problem == "released":
+        return ValueError(f"{name}: got a released memoryview")
+    if problem == "not contiguous":
         return TypeError(f"{name}: expected a C-contiguous buffer")
-    alternative = " or None" if or_none else ""
+    if writable:
+        return TypeError(
+            f"{name}: expected a writable buffer (bytearray, memoryview, array, "
+            f"...), got {type_name(value)}"
+        )
     return TypeError(
-        f"{name}: expected a bytes-like object{alternative}, got {type_name(value)}"
+        f"{name}: expected {accepted or 'a bytes-like object'}, got {type_name(value)}"
     )
 
 
-def read_buffer_error(value: object, name: str = "buf") -> TypeError:
-    """The refusal of something that is not a writable buffer."""
-    return TypeError(
-        f"{name}: expected a writable buffer (bytearray, memoryview, array, ...), "
-        f"got {type_name(value)}"
+def write_buffer_error(value: object, name: str = "data") -> TypeError | ValueError:
+    """The refusal of ``value`` as a bytes-like argument (it was refused)."""
+    return buffer_error(value, name) or TypeError(
+        f"{name}: expected a bytes-like object, got {type_name(value)}"
+    )
+
+
+def read_buffer_error(value: object, name: str = "buf") -> TypeError | ValueError:
+    """The refusal of ``value`` as a writable buffer argument (it was refused)."""
+    return buffer_error(value, name, writable=True) or TypeError(
+        f"{name}: expected a writable buffer (bytearray, memoryview, array, "
+        f"...), got {type_name(value)}"
     )
 
 
 def bytes_view(value: object, name: str = "data") -> memoryview:
     """A flat (``"B"``) view of a bytes-like argument; release it after use.
 
+    A C-contiguous buffer of any shape or item size is accepted (flattened),
+    as ``socket.send`` accepts it.
+
     Raises:
       TypeError: not a C-contiguous bytes-like object (``str``: encode it).
+      ValueError: a released ``memoryview``.
     """
     if isinstance(value, str):
         raise write_buffer_error(value, name)
     try:
         return memoryview(value).cast("B")  # type: ignore[arg-type]
-    except TypeError:
+    except (TypeError, ValueError):
         raise write_buffer_error(value, name) from None
 
 
@@ -211,6 +299,7 @@ def optional_bytes_view(value: object, name: str) -> memoryview | None:
 
     Raises:
       TypeError: neither ``None`` nor a C-contiguous bytes-like object.
+      ValueError: a released ``memoryview``.
     """
     if value is None:
         return None
@@ -218,8 +307,10 @@ def optional_bytes_view(value: object, name: str) -> memoryview | None:
         raise write_buffer_error(value, name)
     try:
         return memoryview(value).cast("B")  # type: ignore[arg-type]
-    except TypeError:
-        raise write_buffer_error(value, name, or_none=True) from None
+    except (TypeError, ValueError):
+        raise buffer_error(
+            value, name, accepted="a bytes-like object or None"
+        ) or TypeError(f"{name}: expected a bytes-like object or None") from None
 
 
 def writable_view(value: object, name: str = "buf") -> memoryview:
@@ -227,10 +318,11 @@ def writable_view(value: object, name: str = "buf") -> memoryview:
 
     Raises:
       TypeError: not a writable C-contiguous buffer.
+      ValueError: a released ``memoryview``.
     """
     try:
         view = memoryview(value).cast("B")  # type: ignore[arg-type]
-    except TypeError:
+    except (TypeError, ValueError):
         raise read_buffer_error(value, name) from None
     if view.readonly:
         view.release()
@@ -243,6 +335,7 @@ def bytes_copy(value: object, name: str, accepted: str) -> bytes:
 
     Raises:
       TypeError: not bytes-like (``str``: use bytes).
+      ValueError: a released ``memoryview``.
     """
     if isinstance(value, bytes):
         return value
@@ -250,8 +343,8 @@ def bytes_copy(value: object, name: str, accepted: str) -> bytes:
         raise TypeError(f"{name}: expected {accepted}, got str; use bytes")
     try:
         return bytes(memoryview(value))  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
+    except (TypeError, ValueError):
+        raise buffer_error(value, name, accepted=accepted) or TypeError(
             f"{name}: expected {accepted}, got {type_name(value)}"
         ) from None
 
@@ -300,10 +393,11 @@ def nbytes(value: Any, *, writable: bool = False) -> int:
     """A buffer's size in bytes, without keeping a view of it.
 
     Raises:
-      TypeError: not a buffer (or, with ``writable``, a read-only one); the
-        callers turn it into their own message.
+      TypeError: not a C-contiguous buffer (or, with ``writable``, a
+        read-only one); the callers word it with :func:`buffer_error`.
+      ValueError: a released ``memoryview``.
     """
     with memoryview(value) as view:
-        if writable and view.readonly:
-            raise TypeError("read-only buffer")
+        if not view.c_contiguous or (writable and view.readonly):
+            raise TypeError("not a usable buffer")
         return view.nbytes

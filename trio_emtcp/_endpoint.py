@@ -73,6 +73,10 @@ def toendpoint(text: str) -> tuple[Address, int]:
     if not isinstance(text, str):
         raise TypeError(f"text: expected a str, got {type_name(text)}")
     host, colon, port_text = text.rpartition(":")
+    if text.startswith("[") and "]" in port_text:
+        # "[::1]80" splits inside the brackets: the "port" would be "1]80",
+        # and the message would blame a port the text never had.
+        raise ValueError(f"text: expected ':port' after ']', got {text!r}")
     if not colon:
         raise ValueError(f"text: expected 'host:port', got {text!r}")
     if not port_text:

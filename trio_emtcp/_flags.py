@@ -40,15 +40,70 @@ class AddressInfoFlag(enum.IntFlag):
 
 _MESSAGE_FLAG_NAMES = {flag.name: int(flag) for flag in MessageFlag if flag.name}
 
+# The bits an ``int`` may carry beyond ip.MessageFlag (SPEC §13): harmless
+# on a non-blocking socket (MSG_DONTWAIT), and for send only, MSG_MORE
+# (cork) and MSG_NOSIGNAL where the platform has them.  Any other bit is
+# refused: MSG_TRUNC would drop the bytes it reports, MSG_ERRQUEUE would
+# make a read spin (EAGAIN on a readable socket), MSG_WAITALL would block
+# the event loop's thread.
+_EXTRA_BITS = {"MSG_DONTWAIT": getattr(socket, "MSG_DONTWAIT", 0)}
+_EXTRA_SEND_BITS = {
+    name: value
+    for name in ("MSG_MORE", "MSG_NOSIGNAL")
+    if (value := getattr(socket, name, 0))
+}
 
-def message_flags_arg(flags: object, name: str = "flags") -> int:
+
+def _accepted(extra: dict[str, int]) -> tuple[int, str]:
+    bits = 0
+    for value in (*_MESSAGE_FLAG_NAMES.values(), *extra.values()):
+        bits |= value
+    names = [*_MESSAGE_FLAG_NAMES, *extra]
+    return int(bits), ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_RECEIVE_ACCEPTED = _accepted(_EXTRA_BITS)
+_SEND_ACCEPTED = _accepted({**_EXTRA_BITS, **_EXTRA_SEND_BITS})
+
+# Names for the bits a message names when it refuses them.
+_MSG_NAMES = {
+    value: name
+    for name, value in sorted(vars(socket).items(), reverse=True)
+    if name.startswith("MSG_")
+    and isinstance(value, int)
+    and value > 0
+    and value & (value - 1) == 0
+}
+
+
+def message_flags_arg(flags: object, operation: str, name: str = "flags") -> int:
     """Turn ``flags`` (names, an ``int`` or a :class:`MessageFlag`) into an int.
+
+    Args:
+      operation: ``"receive"`` or ``"send"``: which bits an ``int`` may
+        carry besides :class:`MessageFlag`'s, and how the message names
+        the call.
 
     Raises:
       TypeError: ``flags`` is neither an int nor an iterable of str, or
         an item of it is not a str.
-      ValueError: a name is unknown, or the int is negative.
+      ValueError: a name is unknown, the int is negative, or it has a bit
+        ``operation`` does not take (the message names it).
     """
-    return flag_names_arg(
+    bits = flag_names_arg(
         flags, name, _MESSAGE_FLAG_NAMES, "an int or an ip.MessageFlag"
     )
+    accepted, listed = _SEND_ACCEPTED if operation == "send" else _RECEIVE_ACCEPTED
+    refused = bits & ~accepted
+    if refused:
+        parts = []
+        bit = 1
+        while bit <= refused:
+            if refused & bit:
+                known = _MSG_NAMES.get(bit)
+                parts.append(f"{bit:#x} ({known})" if known else f"{bit:#x}")
+            bit <<= 1
+        raise ValueError(
+            f"{name}: {operation}() does not take {', '.join(parts)}; it takes {listed}"
+        )
+    return bits

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
-from ._args import finite_seconds, int_arg, type_name
+from ._args import INT_MAX, finite_seconds, is_int, type_name
 
 __all__ = [
     "ACCEPTOR_OPTIONS",
@@ -26,11 +26,11 @@ __all__ = [
     "set_option",
 ]
 
-# How a value is checked and encoded: "bool", "int" (>= 0), "bufsize" (an
-# int, halved on read), "linger" (two values), "flag" (kept by the object,
-# not the kernel), "range" (an int within the option's low..high, the unit
-# in ``unit``) and "millis" (seconds as int or float, kept by the kernel in
-# whole milliseconds).
+# How a value is checked and encoded: "bool", "int" (an int in low..high),
+# "bufsize" (the same, halved on read), "linger" (two values), "flag" (kept
+# by the object, not the kernel), "range" (an int within the option's
+# low..high, the unit in ``unit``) and "millis" (seconds as int or float,
+# kept by the kernel in whole milliseconds).
 Codec = Literal["bool", "int", "bufsize", "linger", "flag", "range", "millis"]
 OptionValue = bool | int | float | tuple[bool, int]
 
@@ -93,10 +93,18 @@ _DEAD_PEER_OPTIONS: dict[str, _Option] = {
 
 SOCKET_OPTIONS: dict[str, _Option] = {
     "tcp_no_delay": _Option(socket.IPPROTO_TCP, socket.TCP_NODELAY, "bool"),
-    "send_low_watermark": _Option(socket.SOL_SOCKET, socket.SO_SNDLOWAT, "int"),
-    "send_buffer_size": _Option(socket.SOL_SOCKET, socket.SO_SNDBUF, "bufsize"),
-    "receive_low_watermark": _Option(socket.SOL_SOCKET, socket.SO_RCVLOWAT, "int"),
-    "receive_buffer_size": _Option(socket.SOL_SOCKET, socket.SO_RCVBUF, "bufsize"),
+    "send_low_watermark": _Option(
+        socket.SOL_SOCKET, socket.SO_SNDLOWAT, "int", 0, INT_MAX, "bytes"
+    ),
+    "send_buffer_size": _Option(
+        socket.SOL_SOCKET, socket.SO_SNDBUF, "bufsize", 0, INT_MAX, "bytes"
+    ),
+    "receive_low_watermark": _Option(
+        socket.SOL_SOCKET, socket.SO_RCVLOWAT, "int", 0, INT_MAX, "bytes"
+    ),
+    "receive_buffer_size": _Option(
+        socket.SOL_SOCKET, socket.SO_RCVBUF, "bufsize", 0, INT_MAX, "bytes"
+    ),
     "out_of_band_inline": _Option(socket.SOL_SOCKET, socket.SO_OOBINLINE, "bool"),
     "linger": _Option(socket.SOL_SOCKET, socket.SO_LINGER, "linger"),
     "keep_alive": _Option(socket.SOL_SOCKET, socket.SO_KEEPALIVE, "bool"),
@@ -159,7 +167,8 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
     Raises:
       TypeError: the value has the wrong type, or ``timeout`` was given
         (or omitted) where it does not belong.
-      ValueError: a size or timeout is negative.
+      ValueError: a size or timeout is outside its range (sizes: 0 to
+        2**31 - 1 bytes; ``linger``'s timeout: 0 to 2**31 - 1 seconds).
     """
     if opt.codec == "linger":
         if not isinstance(value, bool):
@@ -169,15 +178,23 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
                 "timeout: linger needs a timeout in seconds: "
                 "set_option('linger', enabled, timeout)"
             )
-        seconds = int_arg(timeout, "timeout")
-        return _LINGER.pack(int(value), seconds)
+        if not is_int(timeout):
+            raise TypeError(f"timeout: expected an int, got {type_name(timeout)}")
+        assert isinstance(timeout, int)
+        if not 0 <= timeout <= INT_MAX:  # l_linger is a C int
+            raise ValueError(
+                f"timeout: linger must be in 0..{INT_MAX} seconds, got {timeout}"
+            )
+        return _LINGER.pack(int(value), int(timeout))
     if timeout is not None:
         raise TypeError(f"timeout: only the linger option takes one, not {name!r}")
     if opt.codec in ("bool", "flag"):
         if not isinstance(value, bool):
             raise TypeError(f"value: {name} expects a bool, got {type_name(value)}")
         return int(value)
-    if opt.codec == "range":
+    if opt.codec in ("range", "int", "bufsize"):
+        # A C int for the kernel in every case (SPEC §13), within the
+        # option's own range.
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"value: {name} expects an int, got {type_name(value)}")
         if not opt.low <= value <= opt.high:
@@ -190,7 +207,7 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
         # Seconds, kept by the kernel in whole milliseconds (a C int).
         limit = _MAX_MILLIS / 1000
         return round(finite_seconds(value, "value", option=name, limit=limit) * 1000)
-    return int_arg(value, "value")
+    raise AssertionError(f"no codec {opt.codec!r}")  # pragma: no cover
 
 
 def decode(opt: _Option, raw: int | bytes) -> OptionValue:

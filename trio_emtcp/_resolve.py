@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import re
 import socket as _stdlib_socket
 import sys
 from collections.abc import Callable, Iterable
@@ -22,7 +23,15 @@ import trio
 
 from ._acceptor import Acceptor
 from ._address import Address, address_arg
-from ._args import bool_arg, int_arg, number_arg, port_arg, type_name
+from ._args import (
+    MAX_PORT,
+    bool_arg,
+    int_arg,
+    no_nul,
+    number_arg,
+    port_arg,
+    type_name,
+)
 from ._driver import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 from ._endpoint import tostring
 from ._errors import NotFoundError
@@ -113,6 +122,9 @@ def _host_arg(host: object) -> tuple[str | None, int]:
         # no resolver is ever asked about it.
         return str(host), _stdlib_socket.AI_NUMERICHOST
     if isinstance(host, str):
+        # A NUL would end the C string there: "127.0.0.1\0.evil.example"
+        # would resolve as 127.0.0.1 past any check made on the text.
+        no_nul(host, "host")
         # Empty means "no host" (the wildcard with ``passive``, else
         # loopback), as in Asio; getaddrinfo wants NULL for that.
         return (host or None), 0
@@ -122,14 +134,36 @@ def _host_arg(host: object) -> tuple[str | None, int]:
     )
 
 
+# A number written other than as plain digits: the C library reads a
+# service with strtoul(), which skips leading blanks and takes a sign, and
+# glibc keeps 16 bits of the result, so "+65616" and " 70000" would be
+# ports 80 and 4464.  Trailing blanks are refused with them ("80 " is no
+# service name either).
+_NUMERIC_LOOKING = re.compile(r"\s*[-+]?\s*[0-9]+\s*")
+
+
 def _service_arg(service: object) -> tuple[str | int | None, int]:
-    """``(service for getaddrinfo, extra flags)``."""
+    """``(service for getaddrinfo, extra flags)``.
+
+    A service text is a port in decimal digits (range-checked, then passed
+    as a number with ``numeric_service``) or a name for the services
+    database; the resolver never sees a text it could read as a number.
+    """
     if isinstance(service, str):
+        no_nul(service, "service")
         if service.isascii() and service.isdigit():
-            # glibc reads a numeric service with strtoul and keeps 16 bits,
-            # so "65536" would silently be port 0; refuse it as port_arg
-            # refuses 65536.
-            port_arg(int(service), "service")
+            return port_arg(int(service), "service"), _stdlib_socket.AI_NUMERICSERV
+        if _NUMERIC_LOOKING.fullmatch(service):
+            raise ValueError(
+                f"service: expected a port in decimal digits (0..{MAX_PORT}) "
+                f"or a service name, got {service!r}"
+            )
+        try:
+            service.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"service: {service!r} is not a valid service name ({exc.reason})"
+            ) from None
         return (service or None), 0
     if isinstance(service, int) and not isinstance(service, bool):
         return port_arg(service, "service"), _stdlib_socket.AI_NUMERICSERV

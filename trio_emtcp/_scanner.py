@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar, cast, final, overload
 
 import trio
 
-from ._args import bytes_copy, int_arg, type_name
+from ._args import INT_MAX, bytes_copy, int_arg, type_name
 from ._errors import EndOfFile
 from ._stream import ReadStream
 from ._util import Buffer
@@ -43,8 +43,8 @@ def _regex_arg(value: re.Pattern[Any], name: str) -> re.Pattern[bytes]:
     return value
 
 
-def _size_arg(value: object, name: str) -> int:
-    return int_arg(value, name, minimum=1)
+def _size_arg(value: object, name: str, maximum: int = INT_MAX) -> int:
+    return int_arg(value, name, minimum=1, maximum=maximum)
 
 
 def _separator_arg(
@@ -361,7 +361,9 @@ class Scanner(Generic[_R]):
         self._sep, self._sep_re, self._sep_reach = _separator_arg(
             record_separator, max_separator_size
         )
-        self._max = _size_arg(max_record_size, "max_record_size")
+        # A record lives in one bytearray: at most sys.maxsize bytes.  The
+        # buffer starts at the hint, and one read fills it: a C int.
+        self._max = _size_arg(max_record_size, "max_record_size", sys.maxsize)
         hint = _size_arg(buffer_size_hint, "buffer_size_hint")
         self._trim = _trim_arg(trim_record)
         self._split = _fields_arg(field_separator, field_pattern)

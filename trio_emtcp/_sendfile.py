@@ -24,7 +24,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from . import _transfer
-from ._args import int_arg, optional_bytes_view
+from ._args import INT_MAX, int_arg, optional_bytes_view
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from ._errors import add_transferred, set_transferred
 from ._transfer import WRITE, SendfileJob, SpanJob
@@ -66,8 +66,8 @@ def _file_arg(file: object) -> int:
             "file: expected a binary file object or an int descriptor, got bool"
         )
     if isinstance(file, int):
-        if file < 0:
-            raise ValueError(f"file: must be a descriptor >= 0, got {file}")
+        if not 0 <= file <= INT_MAX:
+            raise ValueError(f"file: must be a descriptor in 0..{INT_MAX}, got {file}")
         return file
     if isinstance(file, io.TextIOBase) or isinstance(
         getattr(file, "encoding", None), str
@@ -106,10 +106,7 @@ def _check_readable(fd: int) -> None:
 
 
 def _count_arg(value: object, name: str) -> int:
-    value = int_arg(value, name)
-    if value > _MAX_OFFSET:
-        raise ValueError(f"{name}: must be <= {_MAX_OFFSET}, got {value}")
-    return value
+    return int_arg(value, name, maximum=_MAX_OFFSET)
 
 
 def _per_send_arg(value: object) -> int | None:

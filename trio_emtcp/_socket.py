@@ -14,7 +14,7 @@ from typing import Any, Literal, final
 
 from . import _options, _sendfile, _urgent
 from ._address import Address, address_arg
-from ._args import choice, nbytes, port_arg, read_buffer_error, write_buffer_error
+from ._args import buffer_error, choice, nbytes, port_arg
 from ._base import SocketBase, check_family, endpoint_text
 from ._driver import (
     cancel_shielded_checkpoint,
@@ -45,6 +45,8 @@ _SHUTDOWN = {
 }
 
 _EAGAIN = BlockingIOError
+# What a socket method raises when it refuses a buffer argument.
+_BUFFER_REFUSALS = (TypeError, ValueError, BufferError)
 # The errors that end a connection and that the socket remembers (SPEC §10).
 # Not EPIPE, also the answer to a write after one's own shutdown("send"),
 # and not the errors of connect, which never had a connection to lose.
@@ -453,7 +455,7 @@ class Socket(SocketBase, TrioStreamMixin):
           OperationAborted: as :meth:`read_some`.
         """
         try:
-            f = message_flags_arg(flags)
+            f = message_flags_arg(flags, "receive")
         except BaseException:
             await checkpoint()
             raise
@@ -478,7 +480,7 @@ class Socket(SocketBase, TrioStreamMixin):
           OperationAborted, OSError: as :meth:`write_some`.
         """
         try:
-            f = message_flags_arg(flags)
+            f = message_flags_arg(flags, "send")
         except BaseException:
             await checkpoint()
             raise
@@ -553,8 +555,12 @@ class Socket(SocketBase, TrioStreamMixin):
                 raise replacement from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
-            if isinstance(exc, TypeError):
-                raise read_buffer_error(buf) from None
+            # recv_into's own refusal of the buffer (TypeError, BufferError,
+            # or ValueError for a released view), worded as everywhere.
+            if isinstance(exc, _BUFFER_REFUSALS) and (
+                refusal := buffer_error(buf, "buf", writable=True)
+            ):
+                raise refusal from None
             if (replacement := self._replacement(exc)) is not None:
                 raise replacement from None
             raise
@@ -594,8 +600,10 @@ class Socket(SocketBase, TrioStreamMixin):
                 raise replacement from None
         except BaseException as exc:
             await cancel_shielded_checkpoint()
-            if isinstance(exc, TypeError):
-                raise write_buffer_error(data) from None
+            if isinstance(exc, _BUFFER_REFUSALS) and (
+                refusal := buffer_error(data, "data")
+            ):
+                raise refusal from None
             if (
                 sock is not None
                 and isinstance(exc, OSError)

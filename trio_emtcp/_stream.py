@@ -54,7 +54,8 @@ class WriteStream(Protocol):
 
 
 def _minimum_arg(minimum: object, size: int) -> int:
-    minimum = int_arg(minimum, "minimum")
+    # No upper bound: it only caps the transfer at the buffer size.
+    minimum = int_arg(minimum, "minimum", maximum=None)
     # Emilua clamps to the buffer's size: asking for more than fits means
     # "fill it".
     return min(minimum, size)
@@ -85,7 +86,7 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
             try:
                 for item in data:
                     views.append(bytes_view(item, "data"))
-            except TypeError:
+            except (TypeError, ValueError):
                 await checkpoint()
                 raise
             if type(stream) is Socket:
@@ -163,7 +164,7 @@ def _start(
     """
     try:
         mv = writable_view(buf) if reading else bytes_view(buf, "data")
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         return _refuse(exc)
     try:
         need = mv.nbytes if minimum is _ALL else _minimum_arg(minimum, mv.nbytes)

@@ -253,7 +253,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
             with _StreamErrors(self):
                 try:
                     view = bytes_view(data)
-                except TypeError:
+                except (TypeError, ValueError):
                     await checkpoint()
                     raise
                 try:

@@ -392,9 +392,10 @@ def _writable_nbytes(buf: Buffer) -> int:
     """``buf``'s size in bytes.
 
     Raises:
-      TypeError: ``buf`` is not a writable buffer.
+      TypeError: ``buf`` is not a writable C-contiguous buffer.
+      ValueError: ``buf`` is a released ``memoryview``.
     """
     try:
         return nbytes(buf, writable=True)
-    except TypeError:
+    except (TypeError, ValueError):
         raise read_buffer_error(buf) from None
