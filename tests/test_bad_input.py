@@ -812,7 +812,7 @@ ROWS = [
         "Socket.send_file-fd-beyond-int",
         lambda c: c.a.send_file(2**31, 0, 1),
         ValueError,
-        r"^file: must be a descriptor in 0\.\.2147483647, got 2147483648$",
+        r"^file: a descriptor must be in 0\.\.2147483647, got 2147483648$",
     ),
     # Sizes that would allocate: refused with the limit.
     *(

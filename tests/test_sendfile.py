@@ -293,7 +293,7 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     (
         {"file": -1},
         ValueError,
-        r"^file: must be a descriptor in 0..2147483647, got -1$",
+        r"^file: a descriptor must be in 0..2147483647, got -1$",
     ),
     (
         {"offset": -1},

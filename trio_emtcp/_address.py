@@ -17,7 +17,7 @@ import re
 import socket
 from typing import Any, Final, final, overload
 
-from ._args import is_int, type_name
+from ._args import is_int, no_nul, type_name
 
 __all__ = ["Address", "address_arg", "family_arg"]
 
@@ -78,7 +78,7 @@ def _scope_from_text(packed: bytes, scope: str, name: str, text: str) -> int:
     """
     if "\0" in scope:
         # An interface name is a C string: a NUL would cut it.
-        raise ValueError(f"{name}: must not contain a NUL character, got {text!r}")
+        no_nul(text, name)
     if scope and _is_scoped_link_local(packed):
         try:
             index = socket.if_nametoindex(scope)

@@ -15,6 +15,7 @@ error).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ __all__ = [
     "bytes_view",
     "choice",
     "finite_seconds",
+    "flag_bits_arg",
     "flag_names_arg",
     "int_arg",
     "is_int",
@@ -36,6 +38,7 @@ __all__ = [
     "optional_bytes_view",
     "port_arg",
     "read_buffer_error",
+    "service_arg",
     "type_name",
     "writable_view",
     "write_buffer_error",
@@ -66,6 +69,8 @@ def int_arg(
     minimum: int = 0,
     maximum: int | None = INT_MAX,
     expected: str = "an int",
+    subject: str = "",
+    unit: str = "",
 ) -> int:
     """An integer argument in ``minimum..maximum``.
 
@@ -81,6 +86,10 @@ def int_arg(
         caps something, such as ``stream.read_at_least``'s ``minimum``).
       expected: how the type message words what is accepted (``"an int or
         None"`` where ``None`` was handled before).
+      subject: what the value is for, where ``name`` alone does not say
+        (``set_option``'s ``value``: ``"send_buffer_size"``); the messages
+        read ``"value: send_buffer_size must be in ..."``.
+      unit: the unit of the range in the message (``"bytes"``).
 
     Returns:
       ``value`` as a plain ``int`` (an ``IntEnum`` member becomes its value).
@@ -90,14 +99,19 @@ def int_arg(
       ValueError: outside ``minimum..maximum`` (the message gives the range).
     """
     if not is_int(value):
-        raise TypeError(f"{name}: expected {expected}, got {type_name(value)}")
+        verb = f"{subject} expects" if subject else "expected"
+        raise TypeError(f"{name}: {verb} {expected}, got {type_name(value)}")
     assert isinstance(value, int)
     if maximum is None:
-        if value < minimum:
-            raise ValueError(f"{name}: must be >= {minimum}, got {value}")
-    elif not minimum <= value <= maximum:
-        raise ValueError(f"{name}: must be in {minimum}..{maximum}, got {value}")
-    return int(value)
+        if value >= minimum:
+            return int(value)
+        bound = f">= {minimum}"
+    elif minimum <= value <= maximum:
+        return int(value)
+    else:
+        bound = f"in {minimum}..{maximum}"
+    what = f"{subject} must be" if subject else "must be"
+    raise ValueError(f"{name}: {what} {bound}{' ' + unit if unit else ''}, got {value}")
 
 
 def no_nul(value: str, name: str) -> str:
@@ -109,6 +123,50 @@ def no_nul(value: str, name: str) -> str:
     if "\0" in value:
         raise ValueError(f"{name}: must not contain a NUL character, got {value!r}")
     return value
+
+
+# A number written other than as plain digits: the C library reads a
+# numeric service with strtoul(), which skips leading blanks and takes a
+# sign, and glibc keeps 16 bits of the result, so "+65616" and " 70000"
+# would be ports 80 and 4464.  Trailing blanks are refused with them ("80 "
+# is no service name either).
+_NUMERIC_LOOKING = re.compile(r"\s*[-+]?\s*[0-9]+\s*")
+
+
+def service_arg(value: object, name: str = "service") -> int | str:
+    """A service: a port (an ``int``, or decimal digits) or a service name.
+
+    Digits are read here, by this rule, and range-checked: the resolver
+    never sees a text it could read as a number and wrap (SPEC §13).
+
+    Returns:
+      The port as an ``int``, or the name (``""`` for none) for the local
+      services database.
+
+    Raises:
+      TypeError: neither a ``str`` nor an ``int`` (``bool`` included).
+      ValueError: a port outside 0..65535; a number with a sign or blanks;
+        a NUL; a name that cannot be encoded.
+    """
+    if isinstance(value, str):
+        no_nul(value, name)
+        if value.isascii() and value.isdigit():
+            return port_arg(int(value), name)
+        if _NUMERIC_LOOKING.fullmatch(value):
+            raise ValueError(
+                f"{name}: expected a port in decimal digits (0..{MAX_PORT}) "
+                f"or a service name, got {value!r}"
+            )
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name}: {value!r} is not a valid service name ({exc.reason})"
+            ) from None
+        return value
+    if is_int(value):
+        return port_arg(value, name)
+    raise TypeError(f"{name}: expected a str or an int, got {type_name(value)}")
 
 
 def port_arg(value: object, name: str = "port") -> int:
@@ -366,10 +424,8 @@ def flag_names_arg(
         negative ``int``.
     """
     if is_int(value):
-        assert isinstance(value, int)
-        if value < 0:
-            raise ValueError(f"{name}: must be >= 0, got {value}")
-        return int(value)
+        # No upper bound here: the caller's rule for the bits decides.
+        return int_arg(value, name, maximum=None)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(
             f"{name}: expected an iterable of flag names, {expected}, "
@@ -387,6 +443,48 @@ def flag_names_arg(
                 f"{name}: unknown flag {item!r}; known flags: {known}"
             ) from None
     return bits
+
+
+def flag_bits_arg(
+    bits: int,
+    name: str,
+    accepted: dict[str, int],
+    *,
+    call: str,
+    bit_names: dict[int, str],
+) -> int:
+    """``bits``, if every bit set is one of ``accepted``'s.
+
+    A flag the call does not expect can change what the kernel does with
+    the data (SPEC §13: ``MSG_TRUNC`` drops it, ``MSG_ERRQUEUE`` makes a
+    read spin), so every other bit is refused, by name where it has one.
+
+    Args:
+      accepted: the names the message lists, and their bits.
+      call: the call, for the message (``"receive()"``).
+      bit_names: names for single bits (``{0x20: "MSG_TRUNC"}``).
+
+    Raises:
+      ValueError: a bit outside ``accepted``.
+    """
+    allowed = 0
+    for value in accepted.values():
+        # int(): the ~ of an IntFlag (socket.MSG_*) keeps only its own bits.
+        allowed |= int(value)
+    refused = int(bits) & ~allowed
+    if not refused:
+        return bits
+    parts = []
+    for shift in range(refused.bit_length()):
+        bit = 1 << shift
+        if refused & bit:
+            known = bit_names.get(bit)
+            parts.append(f"{bit:#x} ({known})" if known else f"{bit:#x}")
+    names = list(accepted)
+    listed = ", ".join(names[:-1]) + " and " + names[-1]
+    raise ValueError(
+        f"{name}: {call} does not take {', '.join(parts)}; it takes {listed}"
+    )
 
 
 def nbytes(value: Any, *, writable: bool = False) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import socket
 
-from ._args import flag_names_arg
+from ._args import flag_bits_arg, flag_names_arg
 
 __all__ = ["AddressInfoFlag", "MessageFlag", "message_flags_arg"]
 
@@ -40,30 +40,24 @@ class AddressInfoFlag(enum.IntFlag):
 
 _MESSAGE_FLAG_NAMES = {flag.name: int(flag) for flag in MessageFlag if flag.name}
 
+
 # The bits an ``int`` may carry beyond ip.MessageFlag (SPEC §13): harmless
 # on a non-blocking socket (MSG_DONTWAIT), and for send only, MSG_MORE
 # (cork) and MSG_NOSIGNAL where the platform has them.  Any other bit is
 # refused: MSG_TRUNC would drop the bytes it reports, MSG_ERRQUEUE would
 # make a read spin (EAGAIN on a readable socket), MSG_WAITALL would block
 # the event loop's thread.
-_EXTRA_BITS = {"MSG_DONTWAIT": getattr(socket, "MSG_DONTWAIT", 0)}
-_EXTRA_SEND_BITS = {
-    name: value
-    for name in ("MSG_MORE", "MSG_NOSIGNAL")
-    if (value := getattr(socket, name, 0))
+def _platform_bits(*names: str) -> dict[str, int]:
+    return {name: value for name in names if (value := getattr(socket, name, 0))}
+
+
+_ACCEPTED = {
+    "receive": {**_MESSAGE_FLAG_NAMES, **_platform_bits("MSG_DONTWAIT")},
+    "send": {
+        **_MESSAGE_FLAG_NAMES,
+        **_platform_bits("MSG_DONTWAIT", "MSG_MORE", "MSG_NOSIGNAL"),
+    },
 }
-
-
-def _accepted(extra: dict[str, int]) -> tuple[int, str]:
-    bits = 0
-    for value in (*_MESSAGE_FLAG_NAMES.values(), *extra.values()):
-        bits |= value
-    names = [*_MESSAGE_FLAG_NAMES, *extra]
-    return int(bits), ", ".join(names[:-1]) + " and " + names[-1]
-
-
-_RECEIVE_ACCEPTED = _accepted(_EXTRA_BITS)
-_SEND_ACCEPTED = _accepted({**_EXTRA_BITS, **_EXTRA_SEND_BITS})
 
 # Names for the bits a message names when it refuses them.
 _MSG_NAMES = {
@@ -93,17 +87,6 @@ def message_flags_arg(flags: object, operation: str, name: str = "flags") -> int
     bits = flag_names_arg(
         flags, name, _MESSAGE_FLAG_NAMES, "an int or an ip.MessageFlag"
     )
-    accepted, listed = _SEND_ACCEPTED if operation == "send" else _RECEIVE_ACCEPTED
-    refused = bits & ~accepted
-    if refused:
-        parts = []
-        bit = 1
-        while bit <= refused:
-            if refused & bit:
-                known = _MSG_NAMES.get(bit)
-                parts.append(f"{bit:#x} ({known})" if known else f"{bit:#x}")
-            bit <<= 1
-        raise ValueError(
-            f"{name}: {operation}() does not take {', '.join(parts)}; it takes {listed}"
-        )
-    return bits
+    return flag_bits_arg(
+        bits, name, _ACCEPTED[operation], call=f"{operation}()", bit_names=_MSG_NAMES
+    )

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
-from ._args import INT_MAX, finite_seconds, is_int, type_name
+from ._args import INT_MAX, finite_seconds, int_arg, type_name
 
 __all__ = [
     "ACCEPTOR_OPTIONS",
@@ -178,14 +178,9 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
                 "timeout: linger needs a timeout in seconds: "
                 "set_option('linger', enabled, timeout)"
             )
-        if not is_int(timeout):
-            raise TypeError(f"timeout: expected an int, got {type_name(timeout)}")
-        assert isinstance(timeout, int)
-        if not 0 <= timeout <= INT_MAX:  # l_linger is a C int
-            raise ValueError(
-                f"timeout: linger must be in 0..{INT_MAX} seconds, got {timeout}"
-            )
-        return _LINGER.pack(int(value), int(timeout))
+        # l_linger is a C int.
+        seconds = int_arg(timeout, "timeout", subject="linger", unit="seconds")
+        return _LINGER.pack(int(value), seconds)
     if timeout is not None:
         raise TypeError(f"timeout: only the linger option takes one, not {name!r}")
     if opt.codec in ("bool", "flag"):
@@ -195,14 +190,14 @@ def encode(name: str, opt: _Option, value: object, timeout: object) -> int | byt
     if opt.codec in ("range", "int", "bufsize"):
         # A C int for the kernel in every case (SPEC §13), within the
         # option's own range.
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"value: {name} expects an int, got {type_name(value)}")
-        if not opt.low <= value <= opt.high:
-            raise ValueError(
-                f"value: {name} must be in {opt.low}..{opt.high} {opt.unit}, "
-                f"got {value}"
-            )
-        return int(value)
+        return int_arg(
+            value,
+            "value",
+            minimum=opt.low,
+            maximum=opt.high,
+            subject=name,
+            unit=opt.unit,
+        )
     if opt.codec == "millis":
         # Seconds, kept by the kernel in whole milliseconds (a C int).
         limit = _MAX_MILLIS / 1000

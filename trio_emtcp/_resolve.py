@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
-import re
 import socket as _stdlib_socket
 import sys
 from collections.abc import Callable, Iterable
@@ -24,12 +23,12 @@ import trio
 from ._acceptor import Acceptor
 from ._address import Address, address_arg
 from ._args import (
-    MAX_PORT,
     bool_arg,
     int_arg,
     no_nul,
     number_arg,
     port_arg,
+    service_arg,
     type_name,
 )
 from ._driver import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
@@ -134,40 +133,12 @@ def _host_arg(host: object) -> tuple[str | None, int]:
     )
 
 
-# A number written other than as plain digits: the C library reads a
-# service with strtoul(), which skips leading blanks and takes a sign, and
-# glibc keeps 16 bits of the result, so "+65616" and " 70000" would be
-# ports 80 and 4464.  Trailing blanks are refused with them ("80 " is no
-# service name either).
-_NUMERIC_LOOKING = re.compile(r"\s*[-+]?\s*[0-9]+\s*")
-
-
 def _service_arg(service: object) -> tuple[str | int | None, int]:
-    """``(service for getaddrinfo, extra flags)``.
-
-    A service text is a port in decimal digits (range-checked, then passed
-    as a number with ``numeric_service``) or a name for the services
-    database; the resolver never sees a text it could read as a number.
-    """
-    if isinstance(service, str):
-        no_nul(service, "service")
-        if service.isascii() and service.isdigit():
-            return port_arg(int(service), "service"), _stdlib_socket.AI_NUMERICSERV
-        if _NUMERIC_LOOKING.fullmatch(service):
-            raise ValueError(
-                f"service: expected a port in decimal digits (0..{MAX_PORT}) "
-                f"or a service name, got {service!r}"
-            )
-        try:
-            service.encode()
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"service: {service!r} is not a valid service name ({exc.reason})"
-            ) from None
-        return (service or None), 0
-    if isinstance(service, int) and not isinstance(service, bool):
-        return port_arg(service, "service"), _stdlib_socket.AI_NUMERICSERV
-    raise TypeError(f"service: expected a str or an int, got {type_name(service)}")
+    """``(service for getaddrinfo, extra flags)``: a port goes as a number."""
+    checked = service_arg(service)
+    if isinstance(checked, int):
+        return checked, _stdlib_socket.AI_NUMERICSERV
+    return (checked or None), 0
 
 
 def _lookup_error(

@@ -24,7 +24,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from . import _transfer
-from ._args import INT_MAX, int_arg, optional_bytes_view
+from ._args import int_arg, optional_bytes_view
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from ._errors import add_transferred, set_transferred
 from ._transfer import WRITE, SendfileJob, SpanJob
@@ -66,9 +66,7 @@ def _file_arg(file: object) -> int:
             "file: expected a binary file object or an int descriptor, got bool"
         )
     if isinstance(file, int):
-        if not 0 <= file <= INT_MAX:
-            raise ValueError(f"file: must be a descriptor in 0..{INT_MAX}, got {file}")
-        return file
+        return int_arg(file, "file", subject="a descriptor")
     if isinstance(file, io.TextIOBase) or isinstance(
         getattr(file, "encoding", None), str
     ):
