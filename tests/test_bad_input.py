@@ -45,6 +45,16 @@ def _with(arg: T, call: Callable[[Ctx, T], object]) -> Callable[[Ctx], object]:
     return lambda c: call(c, arg)
 
 
+def _grid() -> memoryview:
+    """A writable, C-contiguous, two-dimensional buffer (4 x 4 bytes)."""
+    return memoryview(bytearray(16)).cast("B", (4, 4))
+
+
+def _strided() -> memoryview:
+    """A writable one-dimensional buffer that is not contiguous."""
+    return memoryview(bytearray(8))[::2]
+
+
 def _released() -> memoryview:
     view = memoryview(b"released")
     view.release()
@@ -912,6 +922,61 @@ ROWS = [
                 "head",
                 lambda c: c.a.send_file(c.file, 0, 1, head=_released()),
             ),
+        ]
+    ),
+    # Multi-dimensional buffers, even C-contiguous ones (which socket.send
+    # would take), and non-contiguous ones where a copy would hide it.
+    *(
+        Row(
+            f"two-dimensional-{name}",
+            call,
+            TypeError,
+            rf"^{arg}: expected a one-dimensional buffer; flatten it with "
+            r"memoryview\(\.\.\.\)\.cast\('B'\)$",
+        )
+        for name, arg, call in [
+            ("write_some", "data", lambda c: c.a.write_some(_grid())),
+            ("send", "data", lambda c: c.a.send(_grid())),
+            ("send_all", "data", lambda c: c.a.send_all(_grid())),
+            ("read_some", "buf", lambda c: c.a.read_some(_grid())),
+            ("receive", "buf", lambda c: c.a.receive(_grid())),
+            ("receive-oob", "buf", lambda c: c.a.receive(_grid(), ["out_of_band"])),
+            ("stream.write_all", "data", lambda c: stream.write_all(c.a, _grid())),
+            (
+                "stream.write_all-list",
+                "data",
+                lambda c: stream.write_all(c.a, [b"ok", _grid()]),
+            ),
+            ("stream.read_all", "buf", lambda c: stream.read_all(c.b, _grid())),
+            (
+                "Scanner-record_separator",
+                "record_separator",
+                lambda c: stream.Scanner(c.b, _any(_grid())),
+            ),
+            ("Scanner.set_buffer", "data", lambda c: c.scanner.set_buffer(_grid())),
+            (
+                "send_file-tail",
+                "tail",
+                lambda c: c.a.send_file(c.file, 0, 1, tail=_grid()),
+            ),
+        ]
+    ),
+    *(
+        Row(
+            f"non-contiguous-{name}",
+            call,
+            TypeError,
+            rf"^{arg}: expected a C-contiguous buffer$",
+        )
+        for name, arg, call in [
+            (
+                "Scanner-field_separator",
+                "field_separator",
+                lambda c: stream.Scanner(c.b, field_separator=_any(_strided())),
+            ),
+            ("Scanner.set_buffer", "data", lambda c: c.scanner.set_buffer(_strided())),
+            ("stream.write_all", "data", lambda c: stream.write_all(c.a, _strided())),
+            ("receive-oob", "buf", lambda c: c.a.receive(_strided(), ["out_of_band"])),
         ]
     ),
     Row(

@@ -1051,6 +1051,46 @@ async def test_Socket_receive_send_flags(pair: tuple[Socket, Socket]) -> None:
         await b.send(b"x", "peek")
 
 
+@pytest.mark.parametrize(
+    "flag",
+    [
+        pytest.param(getattr(socket, name), id=name)
+        for name in ("MSG_TRUNC", "MSG_ERRQUEUE", "MSG_WAITALL", "MSG_CMSG_CLOEXEC")
+        if hasattr(socket, name)
+    ],
+)
+async def test_Socket_receive_refuses_flags_that_drop_data_or_spin(
+    pair: tuple[Socket, Socket], flag: int
+) -> None:
+    # SPEC §13: with data pending, MSG_TRUNC returned 5 and dropped the
+    # bytes, MSG_ERRQUEUE spun (EAGAIN on a readable socket).  Refused before
+    # the syscall: the bytes are still there, nothing waits.
+    a, b = pair
+    assert await a.write_some(b"hello") == 5
+    await b.wait("read")
+    buf = bytearray(5)
+    with trio.fail_after(5), pytest.raises(ValueError, match=r"^flags: receive\(\)"):
+        await b.receive(buf, flag | socket.MSG_PEEK)
+    with trio.fail_after(5), pytest.raises(ValueError, match=r"^flags: receive\(\)"):
+        await b.receive(buf, flag)
+    assert buf == bytes(5)
+    assert await b.receive(buf, socket.MSG_DONTWAIT) == 5
+    assert buf == b"hello"
+
+
+async def test_Socket_send_takes_more_and_nosignal(
+    pair: tuple[Socket, Socket],
+) -> None:
+    a, b = pair
+    assert await a.send(b"ab", socket.MSG_MORE | socket.MSG_NOSIGNAL) == 2
+    assert await a.send(b"c", socket.MSG_NOSIGNAL) == 1
+    buf = bytearray(3)
+    assert await trio_emtcp.stream.read_all(b, buf) == 3
+    assert buf == b"abc"
+    with pytest.raises(ValueError, match=r"^flags: receive\(\) does not take "):
+        await b.receive(buf, socket.MSG_MORE)
+
+
 async def test_Socket_trio_socket_shares_descriptor(
     pair: tuple[Socket, Socket],
 ) -> None:

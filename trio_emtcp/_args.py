@@ -32,6 +32,7 @@ __all__ = [
     "flag_names_arg",
     "int_arg",
     "is_int",
+    "multi_dimensional",
     "nbytes",
     "no_nul",
     "number_arg",
@@ -255,8 +256,44 @@ def choice(value: object, name: str, table: dict[str, T]) -> T:
 # One question decides every refusal of a buffer argument, whatever the call
 # that met it (our own memoryview(), or a socket method in C): what is wrong
 # with this object?  A str (encode it), a released memoryview (a ValueError:
-# the type is right, its state is not), a buffer that is not C-contiguous or
-# not writable, or no buffer at all.
+# the type is right, its state is not), a buffer that is not C-contiguous,
+# has more than one dimension (SPEC §13) or is not writable, or no buffer at
+# all.  Any item size is accepted: the bytes are the buffer's, in order.
+
+
+def _flat(value: object) -> memoryview:
+    """A flat (``"B"``) view of ``value``; the caller releases it.
+
+    Raises:
+      TypeError: not a buffer, not C-contiguous, or multi-dimensional (an
+        unworded refusal: the callers word it with :func:`buffer_error`).
+      ValueError: a released ``memoryview``.
+    """
+    view = memoryview(value)  # type: ignore[arg-type]
+    try:
+        if view.ndim > 1:
+            raise TypeError("multi-dimensional")
+        return view.cast("B")  # TypeError unless C-contiguous
+    finally:
+        view.release()  # the cast holds the buffer on its own
+
+
+def multi_dimensional(value: object) -> bool:
+    """Whether a buffer the caller will hand to C has more than one dimension.
+
+    ``socket.send``/``recv_into`` take any C-contiguous buffer; SPEC §13
+    refuses the multi-dimensional ones everywhere, so the Socket's fast path
+    asks this first.  Cheap for a ``memoryview``; ``bytes`` and ``bytearray``
+    need not ask.
+
+    Raises:
+      TypeError: not a buffer.
+      ValueError: a released ``memoryview``.
+    """
+    if type(value) is memoryview:
+        return value.ndim > 1
+    with memoryview(value) as view:  # type: ignore[arg-type]
+        return view.ndim > 1
 
 
 def _buffer_problem(value: object, *, writable: bool) -> str | None:
@@ -273,6 +310,8 @@ def _buffer_problem(value: object, *, writable: bool) -> str | None:
     with view:
         if not view.c_contiguous:
             return "not contiguous"
+        if view.ndim > 1:
+            return "multi-dimensional"
         if writable and view.readonly:
             return "read-only"
     return None
@@ -294,8 +333,9 @@ def buffer_error(
 
     Returns:
       ``ValueError`` for a released ``memoryview``; ``TypeError`` for a
-      ``str``, a buffer that is not C-contiguous (or, with ``writable``,
-      read-only), or an object that is no buffer; ``None`` when ``value``
+      ``str``, a buffer that is not C-contiguous or has more than one
+      dimension (or, with ``writable``, read-only), or an object that is no
+      buffer; ``None`` when ``value``
       is a usable buffer (the failure the caller saw came from elsewhere).
     """
     if isinstance(value, str) and not writable:
@@ -309,6 +349,11 @@ def buffer_error(
         return ValueError(f"{name}: got a released memoryview")
     if problem == "not contiguous":
         return TypeError(f"{name}: expected a C-contiguous buffer")
+    if problem == "multi-dimensional":
+        return TypeError(
+            f"{name}: expected a one-dimensional buffer; flatten it with "
+            "memoryview(...).cast('B')"
+        )
     if writable:
         return TypeError(
             f"{name}: expected a writable buffer (bytearray, memoryview, array, "
@@ -337,17 +382,18 @@ def read_buffer_error(value: object, name: str = "buf") -> TypeError | ValueErro
 def bytes_view(value: object, name: str = "data") -> memoryview:
     """A flat (``"B"``) view of a bytes-like argument; release it after use.
 
-    A C-contiguous buffer of any shape or item size is accepted (flattened),
-    as ``socket.send`` accepts it.
+    A one-dimensional C-contiguous buffer of any item size is accepted, as
+    its bytes.
 
     Raises:
-      TypeError: not a C-contiguous bytes-like object (``str``: encode it).
+      TypeError: not a one-dimensional C-contiguous bytes-like object
+        (``str``: encode it).
       ValueError: a released ``memoryview``.
     """
     if isinstance(value, str):
         raise write_buffer_error(value, name)
     try:
-        return memoryview(value).cast("B")  # type: ignore[arg-type]
+        return _flat(value)
     except (TypeError, ValueError):
         raise write_buffer_error(value, name) from None
 
@@ -364,7 +410,7 @@ def optional_bytes_view(value: object, name: str) -> memoryview | None:
     if isinstance(value, str):
         raise write_buffer_error(value, name)
     try:
-        return memoryview(value).cast("B")  # type: ignore[arg-type]
+        return _flat(value)
     except (TypeError, ValueError):
         raise buffer_error(
             value, name, accepted="a bytes-like object or None"
@@ -375,11 +421,11 @@ def writable_view(value: object, name: str = "buf") -> memoryview:
     """A flat view of a writable buffer argument; release it after use.
 
     Raises:
-      TypeError: not a writable C-contiguous buffer.
+      TypeError: not a writable one-dimensional C-contiguous buffer.
       ValueError: a released ``memoryview``.
     """
     try:
-        view = memoryview(value).cast("B")  # type: ignore[arg-type]
+        view = _flat(value)
     except (TypeError, ValueError):
         raise read_buffer_error(value, name) from None
     if view.readonly:
@@ -392,7 +438,8 @@ def bytes_copy(value: object, name: str, accepted: str) -> bytes:
     """A ``bytes`` copy of a bytes-like argument (the Scanner's separators).
 
     Raises:
-      TypeError: not bytes-like (``str``: use bytes).
+      TypeError: not a one-dimensional C-contiguous bytes-like object
+        (``str``: use bytes).
       ValueError: a released ``memoryview``.
     """
     if isinstance(value, bytes):
@@ -400,7 +447,8 @@ def bytes_copy(value: object, name: str, accepted: str) -> bytes:
     if isinstance(value, str):
         raise TypeError(f"{name}: expected {accepted}, got str; use bytes")
     try:
-        return bytes(memoryview(value))  # type: ignore[arg-type]
+        with _flat(value) as view:
+            return bytes(view)
     except (TypeError, ValueError):
         raise buffer_error(value, name, accepted=accepted) or TypeError(
             f"{name}: expected {accepted}, got {type_name(value)}"
@@ -491,11 +539,12 @@ def nbytes(value: Any, *, writable: bool = False) -> int:
     """A buffer's size in bytes, without keeping a view of it.
 
     Raises:
-      TypeError: not a C-contiguous buffer (or, with ``writable``, a
-        read-only one); the callers word it with :func:`buffer_error`.
+      TypeError: not a one-dimensional C-contiguous buffer (or, with
+        ``writable``, a read-only one); the callers word it with
+        :func:`buffer_error`.
       ValueError: a released ``memoryview``.
     """
     with memoryview(value) as view:
-        if not view.c_contiguous or (writable and view.readonly):
+        if not view.c_contiguous or view.ndim > 1 or (writable and view.readonly):
             raise TypeError("not a usable buffer")
         return view.nbytes

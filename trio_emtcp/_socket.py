@@ -14,7 +14,7 @@ from typing import Any, Literal, final
 
 from . import _options, _sendfile, _urgent
 from ._address import Address, address_arg
-from ._args import buffer_error, choice, nbytes, port_arg
+from ._args import buffer_error, choice, multi_dimensional, nbytes, port_arg
 from ._base import SocketBase, check_family, endpoint_text
 from ._driver import (
     cancel_shielded_checkpoint,
@@ -47,6 +47,8 @@ _SHUTDOWN = {
 _EAGAIN = BlockingIOError
 # What a socket method raises when it refuses a buffer argument.
 _BUFFER_REFUSALS = (TypeError, ValueError, BufferError)
+# Buffers that are one-dimensional by their type: the fast path need not ask.
+_FLAT_TYPES = (bytes, bytearray)
 # The errors that end a connection and that the socket remembers (SPEC §10).
 # Not EPIPE, also the answer to a write after one's own shutdown("send"),
 # and not the errors of connect, which never had a connection to lose.
@@ -537,6 +539,8 @@ class Socket(SocketBase, TrioStreamMixin):
                 if nbytes(buf, writable=True) != 0:
                     raise _EAGAIN
                 n = 0
+            elif type(buf) is not bytearray and multi_dimensional(buf):
+                raise BufferError  # worded below, as every buffer refusal
             else:
                 n = sock.recv_into(buf, 0, flags)
         except _EAGAIN:
@@ -582,6 +586,8 @@ class Socket(SocketBase, TrioStreamMixin):
                 if nbytes(data) != 0:
                     raise _EAGAIN
                 n: int = 0
+            elif type(data) not in _FLAT_TYPES and multi_dimensional(data):
+                raise BufferError  # worded below, as every buffer refusal
             else:
                 n = sock.send(data, flags)
         except _EAGAIN:
