@@ -74,6 +74,30 @@ def soak(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Every property test (hypothesis) with many more examples.
+
+    ``nox -s fuzz`` runs 2,000 examples per property; ``nox -s fuzz --
+    20000`` sets another count; further arguments go to pytest.  Prints
+    hypothesis's statistics: how many examples each property ran.
+    """
+    count = session.posargs[0] if session.posargs else "2000"
+    session.install("-e", ".[tests]")
+    session.run(
+        "python",
+        "-X",
+        "dev",
+        "-m",
+        "pytest",
+        "-m",
+        "hypothesis and not soak",
+        "--hypothesis-show-statistics",
+        *session.posargs[1:],
+        env={"PYTHONWARNINGS": "error", "TRIO_EMTCP_FUZZ_EXAMPLES": count},
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff")

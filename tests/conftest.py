@@ -5,9 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import settings
 
 import trio_emtcp
 from trio_emtcp.ip.tcp import Socket
+
+from .helpers import FUZZ_EXAMPLES
+
+# Property tests (hypothesis) run a bounded number of examples in the tests
+# session: hypothesis's 100 unless a test says otherwise.  ``nox -s fuzz``
+# sets TRIO_EMTCP_FUZZ_EXAMPLES and runs them with that many (or a test's
+# own count, if larger: see helpers.examples).
+if FUZZ_EXAMPLES:
+    settings.register_profile("fuzz", max_examples=FUZZ_EXAMPLES)
+    settings.load_profile("fuzz")
 
 
 @pytest.fixture

@@ -17,6 +17,15 @@ from trio_emtcp import OperationAborted
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Acceptor, Socket
 
+# ``nox -s fuzz``: how many examples each property runs (0: the tests
+# session's own counts).
+FUZZ_EXAMPLES = int(os.environ.get("TRIO_EMTCP_FUZZ_EXAMPLES", "0"))
+
+
+def examples(count: int) -> int:
+    """A property's number of examples: ``count``, or more under fuzzing."""
+    return max(count, FUZZ_EXAMPLES)
+
 
 def open_fds() -> int:
     """How many descriptors this process has open."""

@@ -23,7 +23,12 @@ from trio_emtcp._util import Buffer
 from trio_emtcp.ip.tcp import Socket
 from trio_emtcp.stream import Scanner
 
-from .helpers import aborted_midway, assert_not_exported, cancelled_midway
+from .helpers import (
+    aborted_midway,
+    assert_not_exported,
+    cancelled_midway,
+    examples,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -919,7 +924,7 @@ async def _scan(
     return out, False
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=examples(150))
 @given(chunked(), st.sampled_from(SEPARATORS), st.integers(1, 9))
 def test_Scanner_chunking_never_changes_the_records(
     sample: tuple[bytes, list[bytes]],
@@ -932,7 +937,7 @@ def test_Scanner_chunking_never_changes_the_records(
     assert got == (expected, False)
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=examples(150))
 @given(chunked(), st.sampled_from(SEPARATORS), st.integers(1, 9), st.integers(1, 8))
 def test_Scanner_chunking_never_changes_where_the_limit_is_hit(
     sample: tuple[bytes, list[bytes]],
@@ -1082,7 +1087,7 @@ def test_Scanner_max_separator_size_bad_values(
         Scanner(ScriptedStream(), re.compile(rb"\n"), max_separator_size=value)
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=examples(150))
 @given(chunked(), st.sampled_from(SEPARATORS), st.integers(1, 9))
 def test_Scanner_resumed_search_finds_the_same_records(
     sample: tuple[bytes, list[bytes]], separator: Any, hint: int

@@ -186,7 +186,10 @@ async def _get_address_info(
         raise _lookup_error(exc, host_text, service_value) from None
     except UnicodeError as exc:
         # trio encodes real names with IDNA 2008 first: "a..b", a label of
-        # more than 63 characters, a lone surrogate...
+        # more than 63 characters, a lone surrogate...  It refuses them after
+        # its cancel point and before any schedule point: make the one the
+        # call owes (SPEC §4).
+        await cancel_shielded_checkpoint()
         raise ValueError(
             f"host: {host_text!r} is not a valid host name ({exc})"
         ) from None
