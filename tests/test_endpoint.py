@@ -128,6 +128,8 @@ NOT_NUMERIC = (
         ),
         ("[::1:80", r"^text: unbalanced brackets in '\[::1:80'$"),
         ("::1]:80", r"^text: unbalanced brackets in '::1\]:80'$"),
+        ("[::1%[0]:80", r"^text: unbalanced brackets in '\[::1%\[0\]:80'$"),
+        ("[fe80::1%lo]]:80", r"^text: unbalanced brackets in "),
         ("[[::1]]:80", rf"^text: {_quoted('[::1]')}{NOT_NUMERIC}"),
         ("[]:80", rf"^text: ''{NOT_NUMERIC}"),
         (":80", rf"^text: ''{NOT_NUMERIC}"),

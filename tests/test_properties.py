@@ -543,6 +543,15 @@ def _receive(o: Objects, flags: Any) -> object:
     return o.b.receive(bytearray(2), flags)
 
 
+def _delay_domain(value: object) -> Verdict:
+    """None, or seconds >= 0; infinity too (never start the next attempt)."""
+    if value is None:
+        return "ok"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "type"
+    return "ok" if value >= 0 else "value"  # NaN compares false: refused
+
+
 def _service_domain(value: object) -> Verdict:
     verdict = service_oracle(value)
     return verdict if isinstance(verdict, str) else "ok"
@@ -763,7 +772,7 @@ SITES = [
     Site(
         "ip.dial-happy_eyeballs_delay",
         "happy_eyeballs_delay",
-        lambda v: "ok" if v is None else seconds_domain(math.inf)(v),
+        _delay_domain,
         lambda o, v: ip.dial("127.0.0.1", 9, happy_eyeballs_delay=v),
         try_valid=False,
     ),

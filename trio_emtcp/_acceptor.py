@@ -74,12 +74,13 @@ class Acceptor(SocketBase, TrioListenerMixin):
         wildcard address.
 
         Args:
-          backlog: the queue length; ``None`` for the system maximum
-            (``SOMAXCONN``; the kernel caps it at ``net.core.somaxconn``).
+          backlog: the queue length, an ``int`` in 0..2**31 - 1; ``None``
+            for the system maximum (``SOMAXCONN``; the kernel caps any
+            value at ``net.core.somaxconn``).
 
         Raises:
           TypeError: ``backlog`` is not an ``int`` or ``None``.
-          ValueError: ``backlog`` is negative.
+          ValueError: ``backlog`` is out of its range.
           OSError: ``EBADF`` if closed; the kernel's error otherwise
             (``EADDRINUSE`` when another socket listens on the same port,
             both bound with ``reuse_address``).
@@ -107,6 +108,12 @@ class Acceptor(SocketBase, TrioListenerMixin):
         :meth:`Socket.set_option <trio_emtcp.ip.tcp.Socket.set_option>`
         (see :doc:`/dead-peers`).  The others take a ``bool``.
 
+        Args:
+          name: one of the names above.
+          value: a ``bool`` (``1`` is refused), or for the dead-peer
+            options an ``int`` (``user_timeout``: seconds as an ``int`` or
+            ``float``) in the option's range.
+
         Raises:
           TypeError: ``name`` or ``value`` has the wrong type.
           ValueError: ``name`` is unknown (the message lists the known ones)
@@ -123,6 +130,9 @@ class Acceptor(SocketBase, TrioListenerMixin):
 
     def get_option(self, name: str) -> bool | int | float:
         """Read an acceptor option (see :meth:`set_option`).
+
+        Args:
+          name: one of :meth:`set_option`'s names.
 
         Raises:
           TypeError: ``name`` is not a ``str``.

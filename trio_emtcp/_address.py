@@ -17,7 +17,7 @@ import re
 import socket
 from typing import Any, Final, final, overload
 
-from ._args import is_int, no_nul, type_name
+from ._args import int_arg, no_nul, type_name
 
 __all__ = ["Address", "address_arg", "family_arg"]
 
@@ -154,10 +154,17 @@ class Address:
     interface exists, else by the number (``fe80::1%lo``,
     ``2001:db8::1%5``).
 
+    Args:
+        address: a numeric address as a ``str`` (with an optional
+            ``%scope``; no NUL), an :class:`ipaddress.IPv4Address` or
+            :class:`ipaddress.IPv6Address`, another ``Address``, or nothing
+            for ``0.0.0.0``.
+
     Raises:
         TypeError: if the argument is not one of the types above.
-        ValueError: if the text is not a numeric IPv6 or IPv4 address, or its
-            numeric scope id is larger than 4294967295.
+        ValueError: if the text is not a numeric IPv6 or IPv4 address, its
+            numeric scope id is larger than 4294967295, or its scope (an
+            interface name) has a NUL.
     """
 
     # Immutable the way ipaddress and fractions.Fraction are: every public
@@ -340,17 +347,17 @@ class Address:
     def with_scope_id(self, scope_id: int) -> Address:
         """This IPv6 address with another scope id (0 for none).
 
+        Args:
+            scope_id: an ``int`` in 0..4294967295 (``sin6_scope_id``).
+
         Raises:
             TypeError: if ``scope_id`` is not an ``int``.
             ValueError: if this is an IPv4 address, or ``scope_id`` is not in
                 0..4294967295.
         """
         self._require_v6("with_scope_id")
-        if not is_int(scope_id):
-            raise TypeError(f"scope_id: expected an int, got {type_name(scope_id)}")
-        if not 0 <= scope_id <= _MAX_SCOPE_ID:
-            raise ValueError(f"scope_id: must be in 0..{_MAX_SCOPE_ID}, got {scope_id}")
-        return Address._from_packed(self._packed, int(scope_id))
+        scope = int_arg(scope_id, "scope_id", maximum=_MAX_SCOPE_ID)
+        return Address._from_packed(self._packed, scope)
 
     def to_ipaddress(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         """The equivalent :mod:`ipaddress` object.

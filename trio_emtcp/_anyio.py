@@ -151,6 +151,10 @@ class AnyioSocketStream(anyio.abc.SocketStream):
     ``cancel()`` still abort what the stream has pending (``cancel()``
     raises :class:`~trio_emtcp.OperationAborted`, which anyio has no name
     for).
+
+    Args:
+      socket: the connected socket; build the stream with
+        :func:`wrap_socket`, which checks it.
     """
 
     __slots__ = ("_socket",)
@@ -167,12 +171,18 @@ class AnyioSocketStream(anyio.abc.SocketStream):
     async def receive(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         """Receive at least one byte and at most ``max_bytes``.
 
+        Args:
+          max_bytes: as for :meth:`Socket.receive_some
+            <trio_emtcp.ip.tcp.Socket.receive_some>`: an ``int`` in
+            1..2**31 - 1.
+
         Raises:
           anyio.EndOfStream: the peer closed its sending side.
           anyio.ClosedResourceError: the socket is closed.
           anyio.BrokenResourceError: the connection broke.
           anyio.BusyResourceError: another task is receiving.
-          TypeError, ValueError: ``max_bytes`` is not an ``int`` >= 1.
+          TypeError, ValueError: ``max_bytes`` is not an ``int`` in its
+            range.
         """
         with _AnyioErrors("reading from"):
             data = await self._socket.receive_some(max_bytes)
@@ -181,14 +191,19 @@ class AnyioSocketStream(anyio.abc.SocketStream):
         return data
 
     async def send(self, item: bytes) -> None:
-        """Send all of ``item`` (any bytes-like object).
+        """Send all of ``item``.
+
+        Args:
+          item: a one-dimensional C-contiguous bytes-like object.
 
         Raises:
           anyio.ClosedResourceError: the socket is closed, or
             :meth:`send_eof` was called.
           anyio.BrokenResourceError: the connection broke.
           anyio.BusyResourceError: another task is sending.
-          TypeError: ``item`` is not bytes-like.
+          TypeError: ``item`` is not a one-dimensional C-contiguous
+            bytes-like object.
+          ValueError: ``item`` is a released ``memoryview``.
         """
         with _AnyioErrors("writing to"):
             await self._socket.send_all(item)
@@ -232,6 +247,10 @@ class AnyioListener(anyio.abc.SocketListener):
     :class:`AnyioSocketStream` with ``tcp_no_delay`` on, as anyio's own
     TCP listeners do; ``serve`` (anyio's) runs a handler per
     connection in a task group.
+
+    Args:
+      acceptor: the listening acceptor; build the listener with
+        :func:`wrap_acceptor`, which checks it.
     """
 
     __slots__ = ("_acceptor",)
@@ -296,6 +315,9 @@ def wrap_socket(socket: Socket) -> AnyioSocketStream:
     closes both.  Options are left as they are (``tcp_no_delay`` as the
     socket was made: on from ``ip.dial`` and ``ip.tcp.listen``).
 
+    Args:
+      socket: a connected :class:`~trio_emtcp.ip.tcp.Socket`.
+
     Raises:
       TypeError: ``socket`` is not an ``ip.tcp.Socket``.
       RuntimeError: called under an event loop other than Trio (anyio's
@@ -311,6 +333,9 @@ def wrap_socket(socket: Socket) -> AnyioSocketStream:
 
 def wrap_acceptor(acceptor: Acceptor) -> AnyioListener:
     """Wrap a listening ``Acceptor`` as an :class:`anyio.abc.SocketListener`.
+
+    Args:
+      acceptor: a listening :class:`~trio_emtcp.ip.tcp.Acceptor`.
 
     Raises:
       TypeError: ``acceptor`` is not an ``ip.tcp.Acceptor``.

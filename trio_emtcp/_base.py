@@ -105,11 +105,12 @@ class SocketBase(Driver):
         Args:
           family: ``"v4"``, ``"v6"`` or an ``Address``; must match the
             descriptor's family.
-          fd: an open socket descriptor of type ``SOCK_STREAM``.
+          fd: an open socket descriptor of type ``SOCK_STREAM``, an
+            ``int`` in 0..2**31 - 1.
 
         Raises:
           TypeError: ``family`` or ``fd`` has the wrong type.
-          ValueError: ``family`` is unknown, ``fd`` is negative, or the
+          ValueError: ``family`` is unknown, ``fd`` is out of its range, or the
             descriptor's family or type does not match.
           AlreadyOpenError: already open.
           OSError: ``fd`` is not an open socket (``EBADF``, ``ENOTSOCK``).

@@ -94,6 +94,10 @@ def toendpoint(text: str) -> tuple[Address, int]:
         raise ValueError(f"text: port must be in 0..{MAX_PORT}, got {port}")
 
     if len(host) >= 2 and host[0] == "[" and host[-1] == "]":
+        scope = host[1:-1].partition("%")[2]
+        if "[" in scope or "]" in scope:
+            # "[::1%[0]:80": the scope would read as 0, the brackets unseen.
+            raise ValueError(f"text: unbalanced brackets in {text!r}")
         address = address_arg(host[1:-1], "text")
         if address.is_v4:
             raise ValueError(

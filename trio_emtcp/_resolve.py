@@ -228,13 +228,17 @@ async def get_address_info(
     ends the wait at once (the thread is abandoned, its answer dropped).
 
     Args:
-      host: a host name or numeric address (``""`` for none: the wildcard
-        address with ``passive``, loopback without), or an
-        :class:`~trio_emtcp.ip.Address`, which adds ``numeric_host`` and is
-        never looked up.
-      service: a service name (``"http"``) or decimal port as text, or an
-        ``int`` port in 0..65535, which adds ``numeric_service``.
-      flags: :class:`~trio_emtcp.ip.AddressInfoFlag` values (or an ``int``);
+      host: a host name or numeric address as a ``str`` without NUL
+        (``""`` for none: the wildcard address with ``passive``, loopback
+        without), or an :class:`~trio_emtcp.ip.Address`, which adds
+        ``numeric_host`` and is never looked up.
+      service: a port, as an ``int`` in 0..65535 or as decimal digits
+        (``"8080"``; no sign, no blanks), which adds ``numeric_service``;
+        or a name from the local services database (``"http"``; no NUL);
+        ``""`` for none.  The resolver never reads a port from text
+        itself, so it cannot wrap one (``"+65616"`` would be port 80).
+      flags: :class:`~trio_emtcp.ip.AddressInfoFlag` values (or an ``int``
+        in 0..2**31 - 1; the resolver refuses bits it does not know);
         ``None`` for glibc's defaults, ``address_configured | v4_mapped``.
 
     Returns:
@@ -243,9 +247,9 @@ async def get_address_info(
 
     Raises:
       TypeError: ``host``, ``service`` or ``flags`` has the wrong type.
-      ValueError: ``service`` is out of range, ``flags`` is negative, both
-        ``host`` and ``service`` are empty, or ``host`` is not a valid name
-        (IDNA).
+      ValueError: ``service`` is out of range or a number written with a
+        sign or blanks, ``flags`` is out of range, ``host`` or ``service``
+        has a NUL, both are empty, or ``host`` is not a valid name (IDNA).
       socket.gaierror: the resolver failed; the errno is the ``EAI_*``
         code (``EAI_NONAME`` for an unknown host, ``EAI_SERVICE`` for an
         unknown service) and the message names the host or service.
@@ -258,7 +262,11 @@ async def get_address_v4_info(
 ) -> list[AddressInfo]:
     """:func:`get_address_info` restricted to IPv4 (``AF_INET``).
 
-    ``flags=None`` means no flag at all, as in Emilua.
+    Args:
+      host: as for :func:`get_address_info`.
+      service: as for :func:`get_address_info`.
+      flags: as for :func:`get_address_info`, but ``None`` means no flag at
+        all, as in Emilua.
 
     Raises:
       TypeError, ValueError, socket.gaierror: as :func:`get_address_info`
@@ -272,8 +280,12 @@ async def get_address_v6_info(
 ) -> list[AddressInfo]:
     """:func:`get_address_info` restricted to IPv6 (``AF_INET6``).
 
-    ``flags=None`` means ``v4_mapped``, as in Emilua: a host with only IPv4
-    addresses resolves to IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``).
+    Args:
+      host: as for :func:`get_address_info`.
+      service: as for :func:`get_address_info`.
+      flags: as for :func:`get_address_info`, but ``None`` means
+        ``v4_mapped``, as in Emilua: a host with only IPv4 addresses
+        resolves to IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``).
 
     Raises:
       TypeError, ValueError, socket.gaierror: as :func:`get_address_info`.
@@ -531,9 +543,9 @@ async def dial(
     delayed acknowledgement.
 
     Args:
-      host: a host name or numeric address, or an
+      host: a host name or numeric address (a ``str`` without NUL), or an
         :class:`~trio_emtcp.ip.Address`.
-      service: a service name or port, as for ``get_address_info``.
+      service: a port or a service name, as for ``get_address_info``.
       local_address: ``None``, or the local address to connect from (an
         ``Address`` or a numeric literal, as for ``bind``), as in
         :func:`trio.open_tcp_stream`: each attempt binds it before
@@ -541,10 +553,11 @@ async def dial(
         (``IP_BIND_ADDRESS_NO_PORT`` where the platform has it).  An
         attempt at an address of the other family fails (``EAFNOSUPPORT``)
         and the race goes on.
-      happy_eyeballs_delay: seconds to give an attempt before starting the
-        next one in parallel; ``None`` to try strictly one at a time (as
-        Trio's documentation describes ``None``; Trio's own code starts
-        the next attempt after 0.25 s even then).
+      happy_eyeballs_delay: seconds (an ``int`` or ``float`` >= 0) to give
+        an attempt before starting the next one in parallel; ``None`` to
+        try strictly one at a time (as Trio's documentation describes
+        ``None``; Trio's own code starts the next attempt after 0.25 s even
+        then).
 
     Returns:
       A new connected :class:`~trio_emtcp.ip.tcp.Socket`, owned by the
@@ -641,7 +654,7 @@ def listen(
     Raises:
       TypeError: an argument has the wrong type.
       ValueError: ``host`` is not a numeric address, ``port`` is out of
-        range, ``backlog`` is negative, or ``reuse_port`` is asked for on
+        range, ``backlog`` is out of its range, or ``reuse_port`` is asked for on
         a platform without it.
       OSError: the system refused (``EADDRINUSE``, ``EADDRNOTAVAIL``,
         ``EMFILE``...); nothing is left open.

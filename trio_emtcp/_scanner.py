@@ -201,15 +201,17 @@ class Scanner(Generic[_R]):
         ``read_some`` that returns 0 is taken as the end, too.  Scanner
         reads ahead: once records are read with it, other reads of the
         stream would miss what it buffered (see :meth:`buffer`).
-      record_separator: ``bytes`` (searched as is) or a compiled bytes
-        regex (see *Regex separators* below).
+      record_separator: a non-empty bytes-like object (one-dimensional,
+        C-contiguous; copied, and searched as is) or a compiled bytes regex
+        (see *Regex separators* below).
       max_record_size: the longest record, **counting its terminator**,
         that Scanner buffers (Emilua's and Go's rule): with the default,
         a line of 65534 bytes plus ``b"\\r\\n"`` fits, one of 65535 does
         not.  The final record at the end of the stream has no terminator.
+        An ``int`` in 1..``sys.maxsize``.
       trim_record: ``False``; ``True`` to strip AWK's whitespace
         (``b" \\f\\n\\r\\t\\v"``) from both ends of every record; or a
-        ``bytes`` of the characters to strip.
+        bytes-like object of the characters to strip.
       field_separator: ``None`` (:meth:`get_line` returns ``bytes``), or
         split every record into a ``list[bytes]``: on every occurrence of a
         ``bytes`` (keeping empty fields: ``b"field a  b"`` split on
@@ -221,18 +223,20 @@ class Scanner(Generic[_R]):
         after a non-empty one is skipped).  An empty record has no fields
         (``[]``) in every splitting mode; a function is not called for it.
       buffer_size_hint: the initial size of the buffer, which doubles as
-        needed up to ``max_record_size`` (plus one byte, see below).
+        needed up to ``max_record_size`` (plus one byte, see below); an
+        ``int`` in 1..2**31 - 1 (one read fills it).
       max_separator_size: for a regex ``record_separator``, the most bytes
         a match (with what its lookarounds look at) can span, where Python
-        cannot tell from the pattern; ``None`` to take it from the pattern.
-        See *Regex separators*.
+        cannot tell from the pattern, an ``int`` in 1..2**31 - 1; ``None``
+        to take it from the pattern.  See *Regex separators*.
 
     Raises:
       TypeError: an argument has the wrong type (``str`` where ``bytes``
         are needed, a ``str`` regex, a ``stream`` without ``read_some``).
       ValueError: an empty separator, a ``record_separator`` regex that
-        matches the empty string, a size below 1 (``max_separator_size``
-        included), or both ``field_separator`` and ``field_pattern``.
+        matches the empty string, a size out of its range
+        (``max_separator_size`` included), a released ``memoryview``, or
+        both ``field_separator`` and ``field_pattern``.
 
     **Regex separators.**  The record ends at the leftmost match of the
     regex in the buffered data, and :attr:`record_terminator` is the matched
@@ -396,6 +400,9 @@ class Scanner(Generic[_R]):
         Records end at ``b"\\n"``, are trimmed of whitespace, and are split
         into fields on runs of whitespace (``b" \\f\\n\\r\\t\\v"``).
 
+        Args:
+          stream: as for the constructor.
+
         Raises:
           TypeError: ``stream`` has no ``read_some``.
         """
@@ -468,8 +475,13 @@ class Scanner(Generic[_R]):
         the stream, once seen, stays seen: after ``data`` is consumed,
         :meth:`get_line` raises :class:`~trio_emtcp.EndOfFile` again.
 
+        Args:
+          data: a one-dimensional C-contiguous bytes-like object.
+
         Raises:
-          TypeError: ``data`` is not bytes-like (``str`` must be encoded).
+          TypeError: ``data`` is not a one-dimensional C-contiguous
+            bytes-like object (``str`` must be encoded).
+          ValueError: ``data`` is a released ``memoryview``.
           trio.BusyResourceError: a :meth:`get_line` is in progress.
         """
         if self._busy:

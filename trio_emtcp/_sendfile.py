@@ -59,7 +59,8 @@ def _file_arg(file: object) -> int:
     Raises:
       TypeError: ``file`` is a text file, has no descriptor, or is of
         another type.
-      ValueError: a negative descriptor, or a closed file object.
+      ValueError: a descriptor outside 0..2**31 - 1, or a closed file
+        object.
     """
     if isinstance(file, bool):
         raise TypeError(

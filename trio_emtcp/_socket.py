@@ -231,6 +231,9 @@ class Socket(SocketBase, TrioStreamMixin):
     def io_control(self, command: Literal["bytes_readable"]) -> int:
         """Run an I/O control command; only ``"bytes_readable"`` exists.
 
+        Args:
+          command: ``"bytes_readable"``.
+
         Returns:
           For ``"bytes_readable"`` (``FIONREAD``), how many bytes can be read
           without blocking.
@@ -263,6 +266,16 @@ class Socket(SocketBase, TrioStreamMixin):
         ``int``.  ``linger`` takes two values: ``set_option("linger",
         enabled, timeout)``.
 
+        Args:
+          name: one of the names above.
+          value: a ``bool`` for the on/off options (``1`` is refused);
+            for ``send_buffer_size``, ``receive_buffer_size``,
+            ``send_low_watermark`` and ``receive_low_watermark`` an
+            ``int`` of bytes in 0..2**31 - 1 (the kernel's C ``int``);
+            for the dead-peer options the ranges above.
+          timeout: for ``linger`` only, and required there: whole seconds,
+            an ``int`` in 0..2**31 - 1.
+
         Raises:
           TypeError: ``name``, ``value`` or ``timeout`` has the wrong type, or
             ``timeout`` is missing for ``linger`` / given for another option.
@@ -279,6 +292,9 @@ class Socket(SocketBase, TrioStreamMixin):
 
     def get_option(self, name: str) -> bool | int | float | tuple[bool, int]:
         """Read a socket option by its Emilua name (see :meth:`set_option`).
+
+        Args:
+          name: one of :meth:`set_option`'s names.
 
         Returns:
           A ``bool`` or ``int``; for ``linger`` a pair ``(enabled,
@@ -391,8 +407,10 @@ class Socket(SocketBase, TrioStreamMixin):
         """Read at least one byte into ``buf``.
 
         Args:
-          buf: a writable buffer (``bytearray``, ``memoryview``, ``array``,
-            ...).  An empty one returns 0 at once (still a checkpoint).
+          buf: a writable one-dimensional C-contiguous buffer
+            (``bytearray``, ``memoryview``, ``array``, ``mmap``, ...) of any
+            item size: bytes are read into it.  An empty one returns 0 at
+            once (still a checkpoint).
 
         Returns:
           The number of bytes read, ``>= 1`` (``0`` only for an empty
@@ -403,7 +421,9 @@ class Socket(SocketBase, TrioStreamMixin):
             again on every later call.
           OperationAborted: ``close()``/``cancel()``/``release()`` from
             another task; nothing was read.
-          TypeError: ``buf`` is not a writable buffer.
+          TypeError: ``buf`` is not a writable one-dimensional
+            C-contiguous buffer.
+          ValueError: ``buf`` is a released ``memoryview``.
           OSError: ``EBADF`` if closed; ``ECONNRESET``, ``ENOTCONN``, ...
             A connection error (``ECONNRESET``, ``ETIMEDOUT``...) that an
             earlier operation on the socket saw is raised again where the
@@ -415,8 +435,9 @@ class Socket(SocketBase, TrioStreamMixin):
         """Write at least one byte of ``data``.
 
         Args:
-          data: a bytes-like object.  An empty one returns 0 at once (still
-            a checkpoint).  ``str`` is refused: encode it.
+          data: a one-dimensional C-contiguous bytes-like object of any
+            item size (its bytes are written).  An empty one returns 0 at
+            once (still a checkpoint).  ``str`` is refused: encode it.
 
         Returns:
           The number of bytes written (may be less than ``len(data)``).
@@ -424,7 +445,9 @@ class Socket(SocketBase, TrioStreamMixin):
         Raises:
           OperationAborted: ``close()``/``cancel()``/``release()`` from
             another task; nothing was written.
-          TypeError: ``data`` is not bytes-like.
+          TypeError: ``data`` is not a one-dimensional C-contiguous
+            bytes-like object.
+          ValueError: ``data`` is a released ``memoryview``.
           OSError: ``EBADF`` if closed; ``EPIPE``, ``ECONNRESET``, ...; a
             connection error an earlier operation saw, raised again.
         """
@@ -434,10 +457,13 @@ class Socket(SocketBase, TrioStreamMixin):
         """``read_some`` with message flags (``recv`` flags).
 
         Args:
-          buf: a writable buffer.
-          flags: names from ``"peek"``, ``"out_of_band"``,
+          buf: as for :meth:`read_some`.
+          flags: an iterable of names from ``"peek"``, ``"out_of_band"``,
             ``"do_not_route"``, ``"end_of_record"``, or an ``int`` /
-            :class:`~trio_emtcp.ip.MessageFlag`.
+            :class:`~trio_emtcp.ip.MessageFlag` whose bits are those and
+            ``MSG_DONTWAIT`` only: no other bit reaches the kernel
+            (``MSG_TRUNC`` would drop the data, ``MSG_ERRQUEUE`` make the
+            read spin).
 
         With ``"out_of_band"`` it waits for the urgent byte (not for normal
         readability) without taking the read queue, so a ``read_some`` in
@@ -448,7 +474,9 @@ class Socket(SocketBase, TrioStreamMixin):
           The number of bytes read, as :meth:`read_some`.
 
         Raises:
-          ValueError: an unknown flag name.
+          ValueError: an unknown flag name, a bit ``receive`` does not
+            take (the message names it), or ``buf`` a released
+            ``memoryview``.
           TypeError: ``flags`` or ``buf`` has the wrong type.
           EndOfFile: as :meth:`read_some`; with ``"out_of_band"``, also when
             the peer closed its side with no urgent data pending.
@@ -470,14 +498,16 @@ class Socket(SocketBase, TrioStreamMixin):
         """``write_some`` with message flags (``send`` flags).
 
         Args:
-          data: a bytes-like object.
-          flags: as for :meth:`receive`.
+          data: as for :meth:`write_some`.
+          flags: as for :meth:`receive`; an ``int`` may also carry
+            ``MSG_MORE`` and ``MSG_NOSIGNAL`` where the platform has them.
 
         Returns:
           The number of bytes written.
 
         Raises:
-          ValueError: an unknown flag name.
+          ValueError: an unknown flag name, a bit ``send`` does not take
+            (the message names it), or ``data`` a released ``memoryview``.
           TypeError: ``flags`` or ``data`` has the wrong type.
           OperationAborted, OSError: as :meth:`write_some`.
         """
@@ -653,15 +683,19 @@ class Socket(SocketBase, TrioStreamMixin):
 
         Args:
           file: a binary file object with ``fileno()`` (opened ``"rb"``), or
-            an ``int`` descriptor.  It must allow reading at an offset (a
-            regular file or a block device, not a pipe or a socket).
-          offset: where to start in the file, ``>= 0``.
-          size_in_bytes: how many bytes of the file to send, ``>= 0``.  Unlike
-            ``TransmitFile``, ``0`` sends no file data (not the whole file).
-          head: bytes-like data to send before the file data, or ``None``.
-          tail: bytes-like data to send after it, or ``None``.
+            an ``int`` descriptor in 0..2**31 - 1.  It must allow reading at
+            an offset (a regular file or a block device, not a pipe or a
+            socket).
+          offset: where to start in the file, an ``int`` in 0..2**63 - 1
+            (an ``off_t``; ``offset + size_in_bytes`` too).
+          size_in_bytes: how many bytes of the file to send, an ``int`` in
+            0..2**63 - 1.  Unlike ``TransmitFile``, ``0`` sends no file data
+            (not the whole file).
+          head: data to send before the file data (a one-dimensional
+            C-contiguous bytes-like object), or ``None``.
+          tail: data to send after it, as ``head``, or ``None``.
           n_number_of_bytes_per_send: ``None``, or the most file bytes handed
-            to the kernel per system call (``>= 1``).
+            to the kernel per system call, an ``int`` in 1..2**31 - 1.
 
         Returns:
           The number of bytes of file data sent, head and tail not counted.
@@ -672,10 +706,12 @@ class Socket(SocketBase, TrioStreamMixin):
           TypeError: ``file`` is a text file, has no descriptor, or is of
             another type; another argument has the wrong type (``head`` or
             ``tail`` as ``str``: encode them).  Nothing is sent.
-          ValueError: ``offset``, ``size_in_bytes`` or an ``int`` ``file`` is
-            negative; ``n_number_of_bytes_per_send`` is below 1; ``offset +
-            size_in_bytes`` exceeds the largest file offset; the file object
-            is closed or open for writing only.  Nothing is sent.
+          ValueError: ``offset``, ``size_in_bytes``,
+            ``n_number_of_bytes_per_send`` or an ``int`` ``file`` is out of
+            its range; ``offset + size_in_bytes`` exceeds the largest file
+            offset; ``head`` or ``tail`` is a released ``memoryview``; the
+            file object is closed or open for writing only.  Nothing is
+            sent.
           OperationAborted: ``close()``/``cancel()``/``release()`` from
             another task.  Its ``bytes_transferred`` counts the head, file
             and tail bytes written before it; after ``cancel()`` the socket

@@ -41,7 +41,12 @@ class ReadStream(Protocol):
     """Anything with an Emilua-style ``read_some``."""
 
     async def read_some(self, buf: Buffer, /) -> int:
-        """Read at least one byte into ``buf``; return the count."""
+        """Read at least one byte into ``buf``; return the count.
+
+        Args:
+          buf: a writable buffer, flat (the composed operations hand over
+            a ``memoryview`` of format ``"B"``).
+        """
         ...
 
 
@@ -49,7 +54,12 @@ class WriteStream(Protocol):
     """Anything with an Emilua-style ``write_some``."""
 
     async def write_some(self, data: Buffer, /) -> int:
-        """Write at least one byte of ``data``; return the count."""
+        """Write at least one byte of ``data``; return the count.
+
+        Args:
+          data: the bytes to write (the composed operations hand over a
+            ``memoryview`` of format ``"B"``).
+        """
         ...
 
 
@@ -67,14 +77,17 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
     Args:
       stream: a :class:`~trio_emtcp.ip.tcp.Socket` or any object with
         ``write_some``.
-      data: a bytes-like object, or a sequence (list/tuple) of them, which
-        a Socket writes with vectored I/O (``sendmsg``).
+      data: a one-dimensional C-contiguous bytes-like object (any item
+        size: its bytes are written), or a list or tuple of them, which a
+        Socket writes with vectored I/O (``sendmsg``).
 
     Returns:
       The number of bytes written, the total length of ``data``.
 
     Raises:
-      TypeError: ``data`` is not bytes-like (``str`` must be encoded).
+      TypeError: ``data`` (or an item of it) is not a one-dimensional
+        C-contiguous bytes-like object (``str`` must be encoded).
+      ValueError: ``data`` (or an item) is a released ``memoryview``.
       OperationAborted: ``close()``/``cancel()`` from another task, with
         ``bytes_transferred`` set.
       OSError: a write failed, with ``bytes_transferred`` set.
@@ -102,13 +115,21 @@ async def write_all(stream: WriteStream, data: Buffer | Sequence[Buffer]) -> int
 async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int:
     """Write at least ``minimum`` bytes of ``data`` (clamped to its size).
 
+    Args:
+      stream: as for :func:`write_all`.
+      data: a one-dimensional C-contiguous bytes-like object, of any item
+        size (its bytes are written).
+      minimum: an ``int`` >= 0; more than ``data`` holds means all of it.
+
     Returns:
       The number of bytes written, at least ``minimum`` and at most
       ``len(data)``.  ``minimum`` 0 returns 0 without writing.
 
     Raises:
-      TypeError: ``data`` is not bytes-like or ``minimum`` not an int.
-      ValueError: ``minimum`` is negative.
+      TypeError: ``data`` is not a one-dimensional C-contiguous bytes-like
+        object, or ``minimum`` not an int.
+      ValueError: ``minimum`` is negative, or ``data`` a released
+        ``memoryview``.
       OperationAborted, OSError, trio.Cancelled: as :func:`write_all`,
         with ``bytes_transferred`` set.
     """
@@ -118,11 +139,19 @@ async def write_at_least(stream: WriteStream, data: Buffer, minimum: int) -> int
 async def read_all(stream: ReadStream, buf: Buffer) -> int:
     """Fill ``buf`` completely.
 
+    Args:
+      stream: a :class:`~trio_emtcp.ip.tcp.Socket` or any object with
+        ``read_some``.
+      buf: a writable one-dimensional C-contiguous buffer
+        (``bytearray``, ``memoryview``, ``array``, ``mmap``, ...).
+
     Returns:
       ``len(buf)`` in bytes.
 
     Raises:
-      TypeError: ``buf`` is not a writable buffer.
+      TypeError: ``buf`` is not a writable one-dimensional C-contiguous
+        buffer.
+      ValueError: ``buf`` is a released ``memoryview``.
       EndOfFile: the stream ended first; ``bytes_transferred`` says how
         much of ``buf`` was filled.
       OperationAborted, OSError, trio.Cancelled: with ``bytes_transferred``.
@@ -133,14 +162,21 @@ async def read_all(stream: ReadStream, buf: Buffer) -> int:
 async def read_at_least(stream: ReadStream, buf: Buffer, minimum: int) -> int:
     """Read at least ``minimum`` bytes into ``buf`` (clamped to its size).
 
+    Args:
+      stream: as for :func:`read_all`.
+      buf: as for :func:`read_all`.
+      minimum: an ``int`` >= 0; more than ``buf`` holds means all of it.
+
     Returns:
       The number of bytes read; it may exceed ``minimum`` (whatever the
       last read brought, up to ``len(buf)``).  ``minimum`` 0 returns 0
       without reading.
 
     Raises:
-      TypeError: ``buf`` is not a writable buffer or ``minimum`` not an int.
-      ValueError: ``minimum`` is negative.
+      TypeError: ``buf`` is not a writable one-dimensional C-contiguous
+        buffer, or ``minimum`` not an int.
+      ValueError: ``minimum`` is negative, or ``buf`` a released
+        ``memoryview``.
       EndOfFile, OperationAborted, OSError, trio.Cancelled: as
         :func:`read_all`.
     """

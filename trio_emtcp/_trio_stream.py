@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 import trio
 
 from . import _transfer
-from ._args import bytes_view, int_arg
+from ._args import buffer_error, bytes_view, int_arg
 from ._driver import (
     checkpoint,
     wait_readable,
@@ -87,6 +87,8 @@ TRIO_NOTSENT_LOWAT = 1024 * 1024
 
 _TCP_NOTSENT_LOWAT: int | None = getattr(_stdlib_socket, "TCP_NOTSENT_LOWAT", None)
 _IPPROTO_TCP = _stdlib_socket.IPPROTO_TCP
+# socket.getsockopt refuses a larger buffer ("buflen out of range").
+_MAX_OPTION_BYTES = 1024
 _SHUT_WR = _stdlib_socket.SHUT_WR
 _recv_bytes = _stdlib_socket.socket.recv
 # The errnos that mean "this descriptor is gone" rather than "the connection
@@ -345,7 +347,8 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         queues behind it, FIFO.
 
         Args:
-          max_bytes: the most bytes to return, ``>= 1``; ``None`` for
+          max_bytes: the most bytes to return, an ``int`` in 1..2**31 - 1
+            (a buffer of that size is allocated for the call); ``None`` for
             ``DEFAULT_RECEIVE_SIZE`` (64 KiB).
 
         Returns:
@@ -354,7 +357,7 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
 
         Raises:
           TypeError: ``max_bytes`` is not an ``int`` or ``None``.
-          ValueError: ``max_bytes`` is less than 1.
+          ValueError: ``max_bytes`` is out of its range.
           trio.BusyResourceError: another task is in ``receive_some`` on this
             socket.
           trio.ClosedResourceError: the socket is closed, or was closed by
@@ -415,26 +418,50 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         here is kept: the Trio send-side methods then set none of their
         own (see :doc:`/trio-ecosystem`).
 
+        Args:
+          level: the protocol level (``socket.IPPROTO_TCP``, ...), an
+            ``int`` in 0..2**31 - 1.
+          option: the option's number (``socket.TCP_NODELAY``, ...), an
+            ``int`` in 0..2**31 - 1.
+          value: an ``int`` in -2**31..2**31 - 1 (a ``bool`` counts, as in
+            :mod:`socket` and Trio's own ``setsockopt(..., True)``), a
+            one-dimensional C-contiguous bytes-like object, or ``None``
+            with ``length``.
+          length: with ``value=None`` only: the length of the null buffer,
+            an ``int`` in 0..2**31 - 1.
+
         Raises:
-          TypeError: ``value`` is ``None`` without ``length``, or given with
-            it.
+          TypeError: an argument has the wrong type; ``value`` is ``None``
+            without ``length``, or given with it.
+          ValueError: a number is out of its range.
           OSError: ``EBADF`` if closed (a
             :class:`~trio_emtcp.ClosedSocketError`, also a
             :class:`trio.ClosedResourceError`); the kernel's refusal
             otherwise.
         """
         sock = self._live()
-        if level == _IPPROTO_TCP and option == _TCP_NOTSENT_LOWAT:
-            # The program's own limit: the Trio methods must not replace it.
-            self._trio_lowat_set = True
+        level = int_arg(level, "level")
+        option = int_arg(option, "option")
         if length is None:
             if value is None:
                 raise TypeError("value: must not be None unless length is given")
-            sock.setsockopt(level, option, value)
+            if isinstance(value, int):
+                # A bool is an int here: the socket module and trio's own
+                # SocketStream say setsockopt(..., True).
+                value = int_arg(int(value), "value", minimum=-(2**31))
+            elif refusal := buffer_error(
+                value, "value", accepted="an int or a bytes-like object"
+            ):
+                raise refusal
+            args: tuple[object, ...] = (value,)
         elif value is not None:
             raise TypeError(f"value: must be None when length is given, got {value!r}")
         else:
-            sock.setsockopt(level, option, None, length)
+            args = (None, int_arg(length, "length"))
+        if level == _IPPROTO_TCP and option == _TCP_NOTSENT_LOWAT:
+            # The program's own limit: the Trio methods must not replace it.
+            self._trio_lowat_set = True
+        sock.setsockopt(level, option, *args)  # type: ignore[call-overload]
 
     @overload
     def getsockopt(self, level: int, option: int) -> int: ...
@@ -447,14 +474,26 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
     ) -> int | bytes:
         """Read a socket option by number, as :meth:`trio.SocketStream.getsockopt`.
 
+        Args:
+          level: the protocol level, an ``int`` in 0..2**31 - 1.
+          option: the option's number, an ``int`` in 0..2**31 - 1.
+          buffersize: 0 to read an ``int``; else the most bytes to read,
+            up to 1024 (what :meth:`socket.socket.getsockopt` takes).
+
         Returns:
           An ``int`` when ``buffersize`` is 0, else the option's bytes (at
           most ``buffersize``); see :meth:`socket.socket.getsockopt`.
 
         Raises:
+          TypeError: an argument is not an ``int``.
+          ValueError: a number is out of its range.
           OSError: ``EBADF`` if closed; the kernel's refusal otherwise.
         """
-        result: int | bytes = self._live().getsockopt(level, option, buffersize)
+        sock = self._live()
+        level = int_arg(level, "level")
+        option = int_arg(option, "option")
+        buffersize = int_arg(buffersize, "buffersize", maximum=_MAX_OPTION_BYTES)
+        result: int | bytes = sock.getsockopt(level, option, buffersize)
         return result
 
 
