@@ -979,6 +979,58 @@ ROWS = [
             ("receive-oob", "buf", lambda c: c.a.receive(_strided(), ["out_of_band"])),
         ]
     ),
+    # The raw option calls of trio.SocketStream's surface.
+    *(
+        Row(f"Socket.{id_}", call, exc, match)
+        for id_, call, exc, match in [
+            (
+                "getsockopt-level-beyond-int",
+                lambda c: c.a.getsockopt(2**40, socket.TCP_NODELAY),
+                ValueError,
+                r"^level: must be in 0\.\.2147483647, got 1099511627776$",
+            ),
+            (
+                "getsockopt-buffersize",
+                lambda c: c.a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 5000),
+                ValueError,
+                r"^buffersize: must be in 0\.\.1024, got 5000$",
+            ),
+            (
+                "setsockopt-option-beyond-int",
+                lambda c: c.a.setsockopt(socket.IPPROTO_TCP, 2**33, 1),
+                ValueError,
+                r"^option: must be in 0\.\.2147483647, got 8589934592$",
+            ),
+            (
+                "setsockopt-value-beyond-int",
+                lambda c: c.a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 2**40),
+                ValueError,
+                r"^value: must be in -2147483648\.\.2147483647, got 1099511627776$",
+            ),
+            (
+                "setsockopt-length-beyond-int",
+                lambda c: c.a.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, None, 2**40
+                ),
+                ValueError,
+                r"^length: must be in 0\.\.2147483647, got 1099511627776$",
+            ),
+            (
+                "setsockopt-str-level",
+                lambda c: c.a.setsockopt(_any("6"), socket.TCP_NODELAY, 1),
+                TypeError,
+                r"^level: expected an int, got str$",
+            ),
+            (
+                "setsockopt-float-value",
+                lambda c: c.a.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, _any(1.0)
+                ),
+                TypeError,
+                r"^value: expected an int or a bytes-like object, got float$",
+            ),
+        ]
+    ),
     Row(
         "toendpoint-bracket-without-colon",
         lambda c: ip.toendpoint("[::1]80"),
