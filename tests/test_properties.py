@@ -189,7 +189,10 @@ def _pton(family: int, text: str) -> bytes | None:
 
 
 def _scope_oracle(packed: bytes, scope: str) -> int | None:
-    link_local = packed[:2] == b"\xfe\x80" or packed[:2] == b"\xff\x02"
+    # fe80::/10, and multicast of link-local scope (ffx2::/16).
+    link_local = (packed[0] == 0xFE and packed[1] & 0xC0 == 0x80) or (
+        packed[0] == 0xFF and packed[1] & 0x0F == 0x2
+    )
     if scope and link_local and "\0" not in scope:
         try:
             index = socket.if_nametoindex(scope)
