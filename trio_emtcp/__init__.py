@@ -13,6 +13,8 @@ from ._errors import EndOfFile as EndOfFile
 from ._errors import NotFoundError as NotFoundError
 from ._errors import OperationAborted as OperationAborted
 from ._pair import socket_pair as socket_pair
+from ._relaxed import RelaxedSchedulePoints as RelaxedSchedulePoints
+from ._relaxed import relaxed_schedule_points as relaxed_schedule_points
 from ._util import fixup_module_metadata
 from ._version import __version__ as __version__
 

@@ -190,15 +190,22 @@ def port_arg(value: object, name: str = "port") -> int:
     return value
 
 
-def number_arg(value: object, name: str, *, expected: str) -> float:
+def number_arg(
+    value: object, name: str, *, expected: str, finite: bool = False
+) -> float:
     """A number of seconds (``int`` or ``float``), at least 0, not NaN.
+
+    Args:
+      finite: refuse infinity too.
 
     Raises:
       TypeError: not an ``int`` or ``float``, or a ``bool``.
-      ValueError: negative or NaN.
+      ValueError: negative or NaN (or, with ``finite``, infinite).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected {expected}, got {type_name(value)}")
+    if finite and not math.isfinite(value):
+        raise ValueError(f"{name}: must be finite and >= 0, got {value}")
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name}: must be >= 0, got {value}")
     return float(value)

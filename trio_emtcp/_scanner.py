@@ -11,7 +11,9 @@ from typing import Any, Generic, TypeVar, cast, final, overload
 import trio
 
 from ._args import INT_MAX, bytes_copy, int_arg, type_name
+from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from ._errors import EndOfFile
+from ._relaxed import RELAXED, skip_schedule_point
 from ._stream import ReadStream
 from ._util import Buffer
 
@@ -566,7 +568,11 @@ class Scanner(Generic[_R]):
                 raise
             if found is not None or (self._eof and self._end > self._start):
                 if not checkpointed:
-                    await trio.lowlevel.checkpoint()
+                    # A record from the buffer: a checkpoint, whose schedule
+                    # point a relaxed task may skip (see _relaxed.py).
+                    await checkpoint_if_cancelled()
+                    if not RELAXED or not skip_schedule_point():
+                        await cancel_shielded_checkpoint()
                 if found is None:
                     # The end of the stream cut the last record short.
                     return self._take(self._end, self._end, b"")
