@@ -137,6 +137,6 @@ def memory(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run the benchmark (``python -m trio_emtcp bench``)."""
-    session.install("-e", ".")
+    """Run the benchmark (``python -m trio_emtcp bench``), every contender."""
+    session.install("-e", ".[bench]")
     session.run("python", "-m", "trio_emtcp", "bench", *session.posargs)

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import json
 import os
@@ -26,7 +27,15 @@ from typing import Any
 import pytest
 
 import trio_emtcp._bench as bench
-from trio_emtcp._bench import _bulk, _common, _pool, _report, _request, _worker
+from trio_emtcp._bench import (
+    _bulk,
+    _common,
+    _pingpong,
+    _pool,
+    _report,
+    _request,
+    _worker,
+)
 from trio_emtcp._bench._common import (
     CONTENDERS,
     LABELS,
@@ -86,7 +95,7 @@ def test_bench_table_has_every_workload_and_contender(tiny_run: _Run) -> None:
         row = rows[f"{workload.title} ({workload.unit})"]
         # A cell per contender, each "median (min-max), ratio" (en dash,
         # multiplication sign), or "not run" for a contender the workload
-        # leaves out; then the yes/no column against trio.socket and asyncio.
+        # leaves out; then the yes/no column against trio.socket and anyio.
         cells = [cell.strip() for cell in row.split("|")[2:-1]]
         assert len(cells) == len(CONTENDERS) + 1
         for contender, cell in zip(CONTENDERS, cells[:-1], strict=True):
@@ -115,10 +124,22 @@ def test_bench_report_says_what_is_better_and_ends_with_the_verdict(
     assert re.fullmatch(
         r"trio_emtcp / trio\.SocketStream, geometric mean of the ratios over "
         rf"{n} workloads: [\d.]+{TIMES}; trio_emtcp ≥ trio\.socket on \d+ of {n}"
-        rf"( \(not on: [\w, -]+\))?; trio_emtcp ≥ asyncio streams on \d+ of {n}"
-        r"( \(not on: [\w, -]+\))?\.",
+        rf"( \(not on: [\w, -]+\))?; trio_emtcp ≥ anyio \(trio backend\) on \d+ "
+        rf"of {n}( \(not on: [\w, -]+\))?\.",
         last,
     ), last
+    # The targets of SPEC §8, each judged on paired per-round ratios.
+    targets = tiny_run.out.split("Targets (SPEC §8)")[1].split("\n\n")[1]
+    lines = targets.splitlines()[2:]
+    assert len(lines) == len(tiny_run.report["targets"]) > 20
+    for line in lines:
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        assert cells[1] in bench.WORKLOAD_NAMES
+        assert re.fullmatch(
+            rf"[\d.]+{TIMES} \([\d.]+{TIMES}{EN_DASH}[\d.]+{TIMES}\)", cells[2]
+        ), cells[2]
+        assert cells[3] in ("met", "tie", "missed")
+    assert "Skipped" not in tiny_run.out  # every contender is installed here
 
 
 def test_bench_progress_goes_to_stderr_one_line_per_measurement(
@@ -175,7 +196,10 @@ def test_bench_json_has_raw_rounds_and_machine(tiny_run: _Run) -> None:
         _report.geometric_mean(list(summary["ratios"].values()))
     )
     assert set(summary["at_least_trio.socket"]) == set(bench.WORKLOAD_NAMES)
-    assert set(summary["at_least_asyncio"]) == set(bench.WORKLOAD_NAMES)
+    assert set(summary["at_least_anyio"]) == set(bench.WORKLOAD_NAMES)
+    assert report["settings"]["skipped"] == {}
+    for target in report["targets"]:
+        assert set(target) == {"target", "workload", "ratio", "verdict"}
 
 
 def test_bench_module_runs_as_a_script() -> None:
@@ -209,7 +233,7 @@ def test_add_arguments_defaults() -> None:
 
 def test_add_arguments_only_takes_names_and_patterns() -> None:
     args = _parser().parse_args(["--only", "pingpong-*, connect,pingpong-1"])
-    assert args.only == ["pingpong-1", "pingpong-64", "connect"]
+    assert args.only == ["pingpong-1", "pingpong-64", "pingpong-1-2p", "connect"]
     args = _parser().parse_args(["--only", "bulk-*-2p"])
     assert args.only == ["bulk-4k-2p", "bulk-64k-2p", "bulk-1m-2p"]
 
@@ -348,8 +372,8 @@ def test_worker_main_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -
     assert _worker.worker_main(["bulk", "twisted"]) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == (
-        "usage: python -m trio_emtcp._bench._worker {bulk,concurrent,any} "
-        "{trio_emtcp,trio_emtcp-trio,trio.SocketStream,trio.socket,asyncio,stdlib}"
+        "usage: python -m trio_emtcp._bench._worker {bulk,concurrent,echo,any} "
+        "{" + ",".join(CONTENDERS) + "}"
     )
 
 
@@ -376,6 +400,19 @@ def test_WorkerPool_kills_its_workers_after_a_failure() -> None:
     assert worker.command("bulk 4096").startswith("port ")
     pool.__exit__(KeyError, KeyError("failure"), None)
     assert worker._proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    "contender",
+    next(w for w in bench.workloads(TINY) if w.name == "pingpong-1-2p").contenders,
+)
+def test_WorkerPool_echo_worker_answers_every_round_trip(contender: str) -> None:
+    with _pool.WorkerPool([contender]) as pool:
+        worker = pool.worker("echo", contender)
+        port = int(worker.command("echo 1").removeprefix("port "))
+        sample = _pingpong.run_remote(contender, 1, 7, port)
+        assert worker.expect("ok") == "7"
+        assert sample.value > 0
 
 
 def test_WorkerPool_bulk_worker_receives_and_counts() -> None:
@@ -658,3 +695,101 @@ def test_echo_memory_script_runs_and_reports_both_servers() -> None:
         assert re.fullmatch(
             r"\| .+ \| -?[\d.]+ KiB \| [\d.]+ / [\d.]+ / [\d.]+ MiB \|", row
         ), row
+
+
+# -- contenders that need an optional package ---------------------------------------
+
+
+def test_missing_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _common.missing(_common.EMTCP) is None
+    assert _common.missing(_common.UVLOOP) is None  # installed for the tests
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "uvloop" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert _common.missing(_common.UVLOOP) == "uvloop is not installed"
+    assert _common.missing(_common.UVLOOP_PROTOCOL) == "uvloop is not installed"
+    assert _common.missing(_common.ANYIO) is None
+
+
+def test_a_missing_contender_is_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        bench,
+        "missing",
+        lambda c: "uvloop is not installed" if c.startswith("uvloop") else None,
+    )
+    args = _parser().parse_args(["--tiny", "--only", "request"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert bench.main(args) == 0, err.getvalue()
+    header = next(line for line in out.getvalue().splitlines() if "| workload" in line)
+    assert "uvloop" not in header
+    assert (
+        "Skipped: uvloop streams (uvloop is not installed); uvloop BufferedProtocol "
+        "(uvloop is not installed)."
+    ) in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: _bulk.run_local("bogus", 4096, 4096),
+        lambda: _bulk.run_remote("bogus", 4096, 4096, 1),
+        lambda: _bulk.receive_one("bogus", 4096, print),
+        lambda: _pingpong.run("bogus", 1, 1),
+        lambda: _pingpong.run_remote("bogus", 1, 1, 1),
+        lambda: _pingpong.echo_one("bogus", 1, print),
+        lambda: _request.run("bogus", 1),
+    ],
+)
+def test_an_unknown_contender_is_refused(call: Any) -> None:
+    with pytest.raises(ValueError, match=r"^contender: unknown, got 'bogus'$"):
+        call()
+
+
+# -- targets (pure) ------------------------------------------------------------------
+
+
+def test_paired_ratios_compare_round_by_round() -> None:
+    row = Row("w", "w", "u", {"me": [2.0, 9.0, 3.0], "ref": [1.0, 10.0, 0.0]})
+    # A round whose reference is 0 says nothing.
+    assert _report.paired_ratios(row, "me", "ref") == [2.0, 0.9]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "factor", "verdict"),
+    [(2.0, 2.0, "met"), (1.81, 2.0, "tie"), (1.79, 2.0, "missed"), (0.9, 1.0, "tie")],
+)
+def test_judge(ratio: float, factor: float, verdict: str) -> None:
+    assert _report.judge(ratio, factor) == verdict
+
+
+def test_target_rows_pick_their_workloads() -> None:
+    rows = [
+        Row("a", "a", "u", {"me": [2.0, 4.0, 3.0], "you": [1.0, 1.0, 1.0]}),
+        Row("b", "b", "u", {"me": [1.0, 1.0, 1.0], "you": [2.0, 2.0, 2.0]}),
+        Row("c", "c", "u", {"me": [1.0, 1.0, 1.0]}),  # you did not run
+    ]
+    targets = [
+        _report.Target("me", "you", 2.0, workloads=("a",)),
+        _report.Target("me", "you", 1.0, exclude=("a",)),
+    ]
+    assert _report.target_rows(rows, targets, {"me": "Me"}) == [
+        [
+            f"Me ≥ 2{TIMES} you",
+            "a",
+            f"3.00{TIMES} (2.00{TIMES}{EN_DASH}4.00{TIMES})",
+            "met",
+        ],
+        [
+            f"Me ≥ 1{TIMES} you",
+            "b",
+            f"0.50{TIMES} (0.50{TIMES}{EN_DASH}0.50{TIMES})",
+            "missed",
+        ],
+    ]
+    assert _report.targets_table(rows[2:], targets, {}) == ""

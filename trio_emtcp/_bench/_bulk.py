@@ -22,27 +22,33 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import trio
 
 from .. import EndOfFile, ip, stream
 from ..ip import Address
 from ..ip.tcp import Acceptor, Socket
-from . import _pairs
+from . import _pairs, _protocol
 from ._common import (
+    ANYIO,
     ASYNCIO,
     BACKLOG,
     EMTCP,
+    EMTCP_RELAXED,
     EMTCP_TRIO,
     HOST,
     MIB,
     SOCKET_STREAM,
     STDLIB,
     TRIO_SOCKET,
+    UVLOOP,
+    UVLOOP_PROTOCOL,
+    Announce,
     Sample,
     check_count,
     nodelay,
+    relaxing,
+    run_asyncio,
 )
 
 perf_counter = time.perf_counter
@@ -153,20 +159,22 @@ def _stdlib_send(sock: socket.socket, data: bytes, count: int) -> None:
 # -- one process -------------------------------------------------------------
 
 
-async def _emtcp_local(chunk: int, total: int) -> tuple[float, int]:
+async def _emtcp_local(contender: str, chunk: int, total: int) -> tuple[float, int]:
     a, b = await _pairs.emtcp_pair()
     async with a, b:
         got = 0
 
         async def receive() -> None:
             nonlocal got
-            got = await _emtcp_drain(b, chunk)
+            with relaxing(contender):
+                got = await _emtcp_drain(b, chunk)
 
         data = bytes(chunk)
         start = perf_counter()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive)
-            await _emtcp_send(a, data, total // chunk)
+            with relaxing(contender):
+                await _emtcp_send(a, data, total // chunk)
         return perf_counter() - start, got
 
 
@@ -273,18 +281,26 @@ def run_local(contender: str, chunk: int, total: int) -> Sample:
       BenchError: the receiver got a different byte count.
       OSError: a socket operation failed.
     """
-    if contender == EMTCP:
-        seconds, got = trio.run(_emtcp_local, chunk, total)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        seconds, got = trio.run(_emtcp_local, contender, chunk, total)
     elif contender == EMTCP_TRIO:
         seconds, got = trio.run(_emtcp_trio_local, chunk, total)
     elif contender == SOCKET_STREAM:
         seconds, got = trio.run(_stream_local, chunk, total)
     elif contender == TRIO_SOCKET:
         seconds, got = trio.run(_trio_socket_local, chunk, total)
-    elif contender == ASYNCIO:
-        seconds, got = asyncio.run(_asyncio_local(chunk, total))
-    else:
+    elif contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        seconds, got = _anyio_contender.bulk_local(chunk, total)
+    elif contender in (ASYNCIO, UVLOOP):
+        seconds, got = run_asyncio(contender, _asyncio_local(chunk, total))
+    elif contender == UVLOOP_PROTOCOL:
+        seconds, got = run_asyncio(contender, _protocol.bulk_local(chunk, total))
+    elif contender == STDLIB:
         seconds, got = _stdlib_local(chunk, total)
+    else:
+        raise ValueError(f"contender: unknown, got {contender!r}")
     return _sample(f"bulk {contender}", seconds, got, total)
 
 
@@ -295,7 +311,9 @@ def _decode_count(raw: bytes | bytearray) -> int:
     return int.from_bytes(raw, "big")
 
 
-async def _emtcp_remote(port: int, chunk: int, total: int) -> tuple[float, int]:
+async def _emtcp_remote(
+    contender: str, port: int, chunk: int, total: int
+) -> tuple[float, int]:
     sock = Socket()
     async with sock:
         sock.open("v4")
@@ -304,8 +322,9 @@ async def _emtcp_remote(port: int, chunk: int, total: int) -> tuple[float, int]:
         data = bytes(chunk)
         answer = bytearray(_COUNT_SIZE)
         start = perf_counter()
-        await _emtcp_send(sock, data, total // chunk)
-        await stream.read_all(sock, answer)
+        with relaxing(contender):
+            await _emtcp_send(sock, data, total // chunk)
+            await stream.read_all(sock, answer)
         return perf_counter() - start, _decode_count(answer)
 
 
@@ -373,17 +392,25 @@ def run_remote(contender: str, chunk: int, total: int, port: int) -> tuple[float
       BenchError: the receiver closed without answering.
       OSError: a socket operation failed.
     """
-    if contender == EMTCP:
-        return trio.run(_emtcp_remote, port, chunk, total)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        return trio.run(_emtcp_remote, contender, port, chunk, total)
     if contender == EMTCP_TRIO:
         return trio.run(_emtcp_trio_remote, port, chunk, total)
     if contender == SOCKET_STREAM:
         return trio.run(_stream_remote, port, chunk, total)
     if contender == TRIO_SOCKET:
         return trio.run(_trio_socket_remote, port, chunk, total)
-    if contender == ASYNCIO:
-        return asyncio.run(_asyncio_remote(port, chunk, total))
-    return _stdlib_remote(port, chunk, total)
+    if contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        return _anyio_contender.bulk_remote(port, chunk, total)
+    if contender in (ASYNCIO, UVLOOP):
+        return run_asyncio(contender, _asyncio_remote(port, chunk, total))
+    if contender == UVLOOP_PROTOCOL:
+        return run_asyncio(contender, _protocol.bulk_remote(port, chunk, total))
+    if contender == STDLIB:
+        return _stdlib_remote(port, chunk, total)
+    raise ValueError(f"contender: unknown, got {contender!r}")
 
 
 def sample_remote(contender: str, seconds: float, got: int, total: int) -> Sample:
@@ -397,10 +424,8 @@ def sample_remote(contender: str, seconds: float, got: int, total: int) -> Sampl
 
 # -- two processes: the receiver (in the worker) -------------------------------
 
-Announce = Callable[[int], None]
 
-
-async def _emtcp_receive(chunk: int, announce: Announce) -> int:
+async def _emtcp_receive(contender: str, chunk: int, announce: Announce) -> int:
     loopback = Address(HOST)
     async with Acceptor() as acceptor:
         acceptor.open(loopback)
@@ -410,8 +435,9 @@ async def _emtcp_receive(chunk: int, announce: Announce) -> int:
         conn = await acceptor.accept()
     async with conn:
         conn.set_option("tcp_no_delay", True)
-        got = await _emtcp_drain(conn, chunk)
-        await stream.write_all(conn, got.to_bytes(_COUNT_SIZE, "big"))
+        with relaxing(contender):
+            got = await _emtcp_drain(conn, chunk)
+            await stream.write_all(conn, got.to_bytes(_COUNT_SIZE, "big"))
         return got
 
 
@@ -501,16 +527,22 @@ def receive_one(contender: str, chunk: int, announce: Announce) -> int:
     Raises:
       OSError: a socket operation failed.
     """
-    if contender == EMTCP:
-        return trio.run(_emtcp_receive, chunk, announce)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        return trio.run(_emtcp_receive, contender, chunk, announce)
     if contender == EMTCP_TRIO:
         return trio.run(_emtcp_trio_receive, chunk, announce)
     if contender == SOCKET_STREAM:
         return trio.run(_stream_receive, chunk, announce)
     if contender == TRIO_SOCKET:
         return trio.run(_trio_socket_receive, chunk, announce)
-    if contender == ASYNCIO:
-        return asyncio.run(_asyncio_receive(chunk, announce))
+    if contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        return _anyio_contender.bulk_receive(chunk, announce)
+    if contender in (ASYNCIO, UVLOOP):
+        return run_asyncio(contender, _asyncio_receive(chunk, announce))
+    if contender == UVLOOP_PROTOCOL:
+        return run_asyncio(contender, _protocol.bulk_receive(chunk, announce))
     if contender == STDLIB:
         return _stdlib_receive(chunk, announce)
     raise ValueError(f"contender: unknown, got {contender!r}")

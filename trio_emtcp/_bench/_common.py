@@ -2,28 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import importlib.util
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractContextManager
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
+
+from .. import relaxed_schedule_points
+
+T = TypeVar("T")
 
 #: The contenders, in table order.  A workload runs all of them unless it
 #: names fewer (``Workload.contenders``).
 EMTCP = "trio_emtcp"
+#: trio_emtcp with every task of the workload inside
+#: ``relaxed_schedule_points()`` (SPEC §8).
+EMTCP_RELAXED = "trio_emtcp-relaxed"
 #: trio_emtcp through the Trio stream methods (``send_all``,
 #: ``receive_some``), as code written for ``trio.SocketStream`` uses it.
 EMTCP_TRIO = "trio_emtcp-trio"
 SOCKET_STREAM = "trio.SocketStream"
 TRIO_SOCKET = "trio.socket"
+#: anyio's TCP streams on its trio backend.
+ANYIO = "anyio"
 ASYNCIO = "asyncio"
+#: asyncio streams on uvloop's event loop.
+UVLOOP = "uvloop"
+#: uvloop with an ``asyncio.BufferedProtocol``: callbacks, no streams.
+UVLOOP_PROTOCOL = "uvloop-protocol"
 STDLIB = "stdlib"
 CONTENDERS: tuple[str, ...] = (
     EMTCP,
+    EMTCP_RELAXED,
     EMTCP_TRIO,
     SOCKET_STREAM,
     TRIO_SOCKET,
+    ANYIO,
     ASYNCIO,
+    UVLOOP,
+    UVLOOP_PROTOCOL,
     STDLIB,
 )
 
@@ -34,13 +55,57 @@ REFERENCE = SOCKET_STREAM
 LABELS: Mapping[str, str] = MappingProxyType(
     {
         EMTCP: "trio_emtcp",
+        EMTCP_RELAXED: "trio_emtcp (relaxed)",
         EMTCP_TRIO: "trio_emtcp (Trio methods)",
         SOCKET_STREAM: "trio.SocketStream",
         TRIO_SOCKET: "trio.socket",
+        ANYIO: "anyio (trio backend)",
         ASYNCIO: "asyncio streams",
+        UVLOOP: "uvloop streams",
+        UVLOOP_PROTOCOL: "uvloop BufferedProtocol",
         STDLIB: "stdlib socket (threads)",
     }
 )
+
+# The contenders that need a package trio_emtcp does not depend on, and
+# that package: where it is missing they are skipped, with the reason.
+_NEEDS: Mapping[str, str] = MappingProxyType(
+    {ANYIO: "anyio", UVLOOP: "uvloop", UVLOOP_PROTOCOL: "uvloop"}
+)
+
+
+def missing(contender: str) -> str | None:
+    """Why ``contender`` cannot run here (a package is missing), or None."""
+    package = _NEEDS.get(contender)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None
+    return f"{package} is not installed"
+
+
+def relaxing(contender: str) -> AbstractContextManager[object]:
+    """What a task of ``contender`` runs in: relaxed schedule points or not.
+
+    Entered by every task of a trio_emtcp workload, since the mode is per
+    task (a child does not inherit it).
+    """
+    if contender == EMTCP_RELAXED:
+        return relaxed_schedule_points()
+    return contextlib.nullcontext()
+
+
+def run_asyncio(contender: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run an asyncio contender's coroutine on its event loop.
+
+    ``uvloop.run`` for the uvloop contenders (imported only then: it is
+    optional), ``asyncio.run`` otherwise.
+    """
+    if contender in (UVLOOP, UVLOOP_PROTOCOL):
+        # Imported here: optional, and only these two need it.
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
 
 HOST = "127.0.0.1"
 
@@ -53,6 +118,10 @@ BACKLOG = socket.SOMAXCONN
 # The message each connection of the connection workloads echoes: small, so
 # that those workloads measure connection handling, not data transfer.
 ECHO_MESSAGE = b"trio_emtcp bench"
+
+
+#: How a worker's receiving side tells the parent its port.
+Announce = Callable[[int], None]
 
 
 class BenchError(Exception):

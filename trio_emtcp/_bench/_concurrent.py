@@ -30,17 +30,22 @@ from ..ip import Address
 from ..ip.tcp import Acceptor, Socket
 from . import _pairs
 from ._common import (
+    ANYIO,
     ASYNCIO,
     BACKLOG,
     ECHO_MESSAGE,
     EMTCP,
+    EMTCP_RELAXED,
     HOST,
     SOCKET_STREAM,
     STDLIB,
     TRIO_SOCKET,
+    UVLOOP,
     Sample,
     check_count,
     nodelay,
+    relaxing,
+    run_asyncio,
 )
 
 perf_counter = time.perf_counter
@@ -76,7 +81,7 @@ class _Clock:
         return self.end - self.start, self.echoed, self.got
 
 
-async def _emtcp(count: int) -> Outcome:
+async def _emtcp(contender: str, count: int) -> Outcome:
     loopback = Address(HOST)
     write_all = stream.write_all
     read_exactly = _pairs.emtcp_read_exactly
@@ -85,7 +90,7 @@ async def _emtcp(count: int) -> Outcome:
     # Emilua style: close() is synchronous (contextlib.closing), like the raw
     # trio.socket contender's ``with``; ``async with`` adds a checkpoint.
     async def handle(conn: Socket) -> None:
-        with contextlib.closing(conn):
+        with contextlib.closing(conn), relaxing(contender):
             conn.set_option("tcp_no_delay", True)
             buf = bytearray(SIZE)
             await read_exactly(conn, buf, memoryview(buf))
@@ -97,7 +102,7 @@ async def _emtcp(count: int) -> Outcome:
                 await conn.read_some(buf)
 
     async def client() -> None:
-        with contextlib.closing(Socket()) as sock:
+        with contextlib.closing(Socket()) as sock, relaxing(contender):
             await sock.connect(loopback, port)
             sock.set_option("tcp_no_delay", True)
             await write_all(sock, ECHO_MESSAGE)
@@ -114,8 +119,9 @@ async def _emtcp(count: int) -> Outcome:
         port = acceptor.local_port
 
         async def serve(nursery: trio.Nursery) -> None:
-            for _ in range(count):
-                nursery.start_soon(handle, await acceptor.accept())
+            with relaxing(contender):
+                for _ in range(count):
+                    nursery.start_soon(handle, await acceptor.accept())
 
         clock = _Clock(count)
         async with trio.open_nursery() as nursery:
@@ -375,14 +381,18 @@ def measure(contender: str, count: int) -> dict[str, float]:
     gc.collect()
     reset = _reset_peak()
     before = _memory_kib("VmRSS") or 0
-    if contender == EMTCP:
-        seconds, echoed, got = trio.run(_emtcp, count)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        seconds, echoed, got = trio.run(_emtcp, contender, count)
     elif contender == SOCKET_STREAM:
         seconds, echoed, got = trio.run(_stream, count)
     elif contender == TRIO_SOCKET:
         seconds, echoed, got = trio.run(_trio_socket, count)
-    elif contender == ASYNCIO:
-        seconds, echoed, got = asyncio.run(_asyncio(count))
+    elif contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        seconds, echoed, got = _anyio_contender.concurrent(count)
+    elif contender in (ASYNCIO, UVLOOP):
+        seconds, echoed, got = run_asyncio(contender, _asyncio(count))
     elif contender == STDLIB:
         seconds, echoed, got = _stdlib(count)
     else:

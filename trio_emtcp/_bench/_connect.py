@@ -24,16 +24,22 @@ from ..ip import Address
 from ..ip.tcp import Acceptor, Socket
 from . import _pairs
 from ._common import (
+    ANYIO,
     ASYNCIO,
     BACKLOG,
     ECHO_MESSAGE,
     EMTCP,
+    EMTCP_RELAXED,
     HOST,
     SOCKET_STREAM,
+    STDLIB,
     TRIO_SOCKET,
+    UVLOOP,
     Sample,
     check_count,
     nodelay,
+    relaxing,
+    run_asyncio,
 )
 
 perf_counter = time.perf_counter
@@ -43,7 +49,7 @@ SIZE = len(ECHO_MESSAGE)
 Outcome = tuple[float, int, int]
 
 
-async def _emtcp(count: int) -> Outcome:
+async def _emtcp(contender: str, count: int) -> Outcome:
     loopback = Address(HOST)
     write_all = stream.write_all
     read_exactly = _pairs.emtcp_read_exactly
@@ -54,11 +60,12 @@ async def _emtcp(count: int) -> Outcome:
     async def handle(conn: Socket) -> None:
         nonlocal echoed
         try:
-            conn.set_option("tcp_no_delay", True)
-            buf = bytearray(SIZE)
-            await read_exactly(conn, buf, memoryview(buf))
-            sent = await write_all(conn, buf)
-            echoed += sent
+            with relaxing(contender):
+                conn.set_option("tcp_no_delay", True)
+                buf = bytearray(SIZE)
+                await read_exactly(conn, buf, memoryview(buf))
+                sent = await write_all(conn, buf)
+                echoed += sent
         finally:
             conn.close()
 
@@ -69,8 +76,9 @@ async def _emtcp(count: int) -> Outcome:
         port = acceptor.local_port
 
         async def serve(nursery: trio.Nursery) -> None:
-            for _ in range(count):
-                nursery.start_soon(handle, await acceptor.accept())
+            with relaxing(contender):
+                for _ in range(count):
+                    nursery.start_soon(handle, await acceptor.accept())
 
         buf = bytearray(SIZE)
         view = memoryview(buf)
@@ -78,16 +86,17 @@ async def _emtcp(count: int) -> Outcome:
         start = perf_counter()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve, nursery)
-            for _ in range(count):
-                sock = Socket()
-                try:
-                    await sock.connect(loopback, port)
-                    sock.set_option("tcp_no_delay", True)
-                    await write_all(sock, ECHO_MESSAGE)
-                    await read_exactly(sock, buf, view)
-                    got += SIZE
-                finally:
-                    sock.close()
+            with relaxing(contender):
+                for _ in range(count):
+                    sock = Socket()
+                    try:
+                        await sock.connect(loopback, port)
+                        sock.set_option("tcp_no_delay", True)
+                        await write_all(sock, ECHO_MESSAGE)
+                        await read_exactly(sock, buf, view)
+                        got += SIZE
+                    finally:
+                        sock.close()
         return perf_counter() - start, echoed, got
 
 
@@ -259,16 +268,22 @@ def run(contender: str, count: int) -> Sample:
       BenchError: a side echoed or received the wrong byte count.
       OSError: a socket operation failed.
     """
-    if contender == EMTCP:
-        seconds, echoed, got = trio.run(_emtcp, count)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        seconds, echoed, got = trio.run(_emtcp, contender, count)
     elif contender == SOCKET_STREAM:
         seconds, echoed, got = trio.run(_stream, count)
     elif contender == TRIO_SOCKET:
         seconds, echoed, got = trio.run(_trio_socket, count)
-    elif contender == ASYNCIO:
-        seconds, echoed, got = asyncio.run(_asyncio(count))
-    else:
+    elif contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        seconds, echoed, got = _anyio_contender.connect(count)
+    elif contender in (ASYNCIO, UVLOOP):
+        seconds, echoed, got = run_asyncio(contender, _asyncio(count))
+    elif contender == STDLIB:
         seconds, echoed, got = _stdlib(count)
+    else:
+        raise ValueError(f"contender: unknown, got {contender!r}")
     check_count(f"connections {contender}, server side", echoed, SIZE * count)
     check_count(f"connections {contender}, client side", got, SIZE * count)
     return Sample(value=count / seconds, seconds=seconds)

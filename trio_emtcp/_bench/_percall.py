@@ -17,7 +17,20 @@ import time
 import trio
 
 from . import _pairs
-from ._common import ASYNCIO, EMTCP, SOCKET_STREAM, TRIO_SOCKET, Sample, check_count
+from ._common import (
+    ANYIO,
+    ASYNCIO,
+    EMTCP,
+    EMTCP_RELAXED,
+    SOCKET_STREAM,
+    STDLIB,
+    TRIO_SOCKET,
+    UVLOOP,
+    Sample,
+    check_count,
+    relaxing,
+    run_asyncio,
+)
 
 perf_counter = time.perf_counter
 
@@ -26,17 +39,18 @@ def _payload(count: int) -> bytes:
     return b"r" * count
 
 
-async def _emtcp(count: int) -> tuple[float, int]:
+async def _emtcp(contender: str, count: int) -> tuple[float, int]:
     a, b = await _pairs.emtcp_pair()
     with contextlib.closing(a), contextlib.closing(b):
         await _fill(a.trio_socket, count)
         buf = bytearray(1)
         read_some = b.read_some
         got = 0
-        start = perf_counter()
-        for _ in range(count):
-            got += await read_some(buf)
-        return perf_counter() - start, got
+        with relaxing(contender):
+            start = perf_counter()
+            for _ in range(count):
+                got += await read_some(buf)
+            return perf_counter() - start, got
 
 
 async def _stream(count: int) -> tuple[float, int]:
@@ -109,15 +123,21 @@ def run(contender: str, count: int) -> Sample:
     Raises:
       BenchError: a wrong byte count.
     """
-    if contender == EMTCP:
-        seconds, got = trio.run(_emtcp, count)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        seconds, got = trio.run(_emtcp, contender, count)
     elif contender == SOCKET_STREAM:
         seconds, got = trio.run(_stream, count)
     elif contender == TRIO_SOCKET:
         seconds, got = trio.run(_trio_socket, count)
-    elif contender == ASYNCIO:
-        seconds, got = asyncio.run(_asyncio(count))
-    else:
+    elif contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        seconds, got = _anyio_contender.percall(count)
+    elif contender in (ASYNCIO, UVLOOP):
+        seconds, got = run_asyncio(contender, _asyncio(count))
+    elif contender == STDLIB:
         seconds, got = _stdlib(count)
+    else:
+        raise ValueError(f"contender: unknown, got {contender!r}")
     check_count(f"per-call read {contender}", got, count)
     return Sample(value=count / seconds, seconds=seconds)

@@ -18,7 +18,7 @@ from ._common import CONTENDERS, BenchError
 
 #: The commands a worker takes; a worker started for one of them (its role)
 #: takes only that one, a worker of role ``any`` takes all.
-COMMANDS = ("bulk", "concurrent")
+COMMANDS = ("bulk", "concurrent", "echo")
 ANY = "any"
 ROLES = (*COMMANDS, ANY)
 MODULE = "trio_emtcp._bench._worker"

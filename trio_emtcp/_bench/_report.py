@@ -157,6 +157,95 @@ def at_least(rows: Sequence[Row], contender: str, rival: str) -> dict[str, bool]
     }
 
 
+def paired_ratios(row: Row, contender: str, reference: str) -> list[float]:
+    """Round by round: ``contender``'s value / ``reference``'s.
+
+    Every contender runs in every round, one after the other, so a round's
+    ratio compares two measurements made under the same machine load.
+    """
+    return [
+        mine / theirs
+        for mine, theirs in zip(
+            row.values[contender], row.values[reference], strict=True
+        )
+        if theirs > 0
+    ]
+
+
+#: Within this fraction of the goal a ratio is a tie: the machines are
+#: shared and noisy, so a ratio within 10 % of 1.00 says "as fast".
+TIE = 0.10
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A goal: ``subject`` at least ``factor`` times ``rival`` on workloads.
+
+    Attributes:
+      subject, rival: contenders.
+      factor: the least median of paired per-round ratios that meets it.
+      workloads: the rows it applies to; empty for every row both run.
+      exclude: rows left out of "every row".
+    """
+
+    subject: str
+    rival: str
+    factor: float
+    workloads: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+def judge(ratio: float, factor: float) -> str:
+    """``met``, ``tie`` (within :data:`TIE` below the goal) or ``missed``."""
+    if ratio >= factor:
+        return "met"
+    if ratio >= factor * (1 - TIE):
+        return "tie"
+    return "missed"
+
+
+def target_rows(
+    rows: Sequence[Row], targets: Sequence[Target], labels: Mapping[str, str]
+) -> list[list[str]]:
+    """One table line per target and workload it applies to (and can judge)."""
+    lines = []
+    for target in targets:
+        for row in rows:
+            if target.workloads and row.name not in target.workloads:
+                continue
+            if row.name in target.exclude:
+                continue
+            if target.subject not in row.values or target.rival not in row.values:
+                continue
+            paired = paired_ratios(row, target.subject, target.rival)
+            if not paired:
+                continue
+            summary = summarize(paired)
+            subject = labels.get(target.subject, target.subject)
+            rival = labels.get(target.rival, target.rival)
+            lines.append(
+                [
+                    f"{subject} ≥ {target.factor:g}{TIMES} {rival}",
+                    row.name,
+                    f"{format_ratio(summary.median)} ({format_ratio(summary.low)}"
+                    f"{EN_DASH}{format_ratio(summary.high)})",
+                    judge(summary.median, target.factor),
+                ]
+            )
+    return lines
+
+
+def targets_table(
+    rows: Sequence[Row], targets: Sequence[Target], labels: Mapping[str, str]
+) -> str:
+    """The targets as a Markdown table, or ``""`` if none applies."""
+    lines = target_rows(rows, targets, labels)
+    if not lines:
+        return ""
+    header = ["target", "workload", "median paired ratio (range)", "verdict"]
+    return markdown_table(header, lines)
+
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 

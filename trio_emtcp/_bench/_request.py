@@ -32,17 +32,24 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from .. import EndOfFile, ip, stream
-from . import _pairs
+from . import _pairs, _protocol
 from ._common import (
+    ANYIO,
     ASYNCIO,
     BACKLOG,
     EMTCP,
+    EMTCP_RELAXED,
     EMTCP_TRIO,
     HOST,
     SOCKET_STREAM,
+    STDLIB,
     TRIO_SOCKET,
+    UVLOOP,
+    UVLOOP_PROTOCOL,
     BenchError,
     Sample,
+    relaxing,
+    run_asyncio,
 )
 
 perf_counter = time.perf_counter
@@ -64,27 +71,30 @@ async def _emtcp_exchange(
     count: int,
     client_request: Callable[[ip.tcp.Socket], Awaitable[bytes]],
     serve: Callable[[ip.tcp.Socket], Awaitable[None]],
+    contender: str = EMTCP,
 ) -> Outcome:
     async with ip.tcp.listen(HOST, 0, BACKLOG) as acceptor:
         async with trio.open_nursery() as nursery:
 
             async def server() -> None:
                 async with await acceptor.accept() as conn:
-                    await serve(conn)
+                    with relaxing(contender):
+                        await serve(conn)
 
             nursery.start_soon(server)
             async with await ip.dial(HOST, acceptor.local_port) as sock:
                 latencies = []
                 reply = b""
-                for _ in range(count):
-                    start = perf_counter()
-                    reply = await client_request(sock)
-                    latencies.append(perf_counter() - start)
+                with relaxing(contender):
+                    for _ in range(count):
+                        start = perf_counter()
+                        reply = await client_request(sock)
+                        latencies.append(perf_counter() - start)
                 sock.shutdown("send")
         return latencies, reply
 
 
-async def _emtcp(count: int) -> Outcome:
+async def _emtcp(contender: str, count: int) -> Outcome:
     write_all = stream.write_all
     read_all = stream.read_all
 
@@ -102,7 +112,7 @@ async def _emtcp(count: int) -> Outcome:
                 await read_all(conn, buf)
                 await write_all(conn, REPLY)
 
-    return await _emtcp_exchange(count, request, serve)
+    return await _emtcp_exchange(count, request, serve, contender)
 
 
 async def _receive_exactly(s: trio.abc.ReceiveStream, size: int) -> bytes:
@@ -283,18 +293,28 @@ def run(contender: str, count: int) -> Sample:
         went missing.
       OSError: a socket operation failed.
     """
-    if contender == EMTCP:
-        latencies, reply = trio.run(_emtcp, count)
+    if contender in (EMTCP, EMTCP_RELAXED):
+        latencies, reply = trio.run(_emtcp, contender, count)
     elif contender == EMTCP_TRIO:
         latencies, reply = trio.run(_emtcp_trio, count)
     elif contender == SOCKET_STREAM:
         latencies, reply = trio.run(_stream, count)
     elif contender == TRIO_SOCKET:
         latencies, reply = trio.run(_trio_socket, count)
-    elif contender == ASYNCIO:
-        latencies, reply = asyncio.run(_asyncio(count))
-    else:
+    elif contender == ANYIO:
+        from . import _anyio_contender  # anyio is optional
+
+        latencies, reply = _anyio_contender.request(HEAD, BODY, REPLY, count)
+    elif contender in (ASYNCIO, UVLOOP):
+        latencies, reply = run_asyncio(contender, _asyncio(count))
+    elif contender == UVLOOP_PROTOCOL:
+        latencies, reply = run_asyncio(
+            contender, _protocol.request(HEAD, BODY, REPLY, count)
+        )
+    elif contender == STDLIB:
         latencies, reply = _stdlib(count)
+    else:
+        raise ValueError(f"contender: unknown, got {contender!r}")
     if len(latencies) != count or reply != REPLY:
         raise BenchError(
             f"request {contender}: {len(latencies)} of {count} requests, "

@@ -10,6 +10,9 @@ answering on standard output:
   byte count over the connection, then write ``ok COUNT``;
 * command ``concurrent N``: run the many-connections
   round with ``N`` connections and write its figures as one JSON object;
+* command ``echo SIZE``: listen on the loopback, write ``port P``, echo
+  ``SIZE``-byte messages on one connection until its end of stream, then
+  write ``ok COUNT`` (the bytes echoed);
 * end of input: exit with status 0.
 
 ROLE is the one command the worker takes, or ``any``.
@@ -32,7 +35,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import _bulk, _concurrent
+from . import _bulk, _concurrent, _pingpong
 from ._common import CONTENDERS
 from ._pool import ANY, COMMANDS, MODULE, ROLES
 
@@ -53,6 +56,11 @@ def _serve(role: str, contender: str) -> None:
                 contender, int(argument), lambda port: _answer(f"port {port}")
             )
             _answer(f"ok {received}")
+        elif command == "echo":
+            echoed = _pingpong.echo_one(
+                contender, int(argument), lambda port: _answer(f"port {port}")
+            )
+            _answer(f"ok {echoed}")
         else:
             _answer(json.dumps(_concurrent.measure(contender, int(argument))))
 

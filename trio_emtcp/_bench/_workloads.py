@@ -13,7 +13,16 @@ from collections.abc import Callable
 from typing import final
 
 from . import _bulk, _concurrent, _connect, _percall, _pingpong, _request
-from ._common import CHUNKS, CONTENDERS, EMTCP_TRIO, FULL, BenchError, Sample, Sizes
+from ._common import (
+    CHUNKS,
+    CONTENDERS,
+    EMTCP_TRIO,
+    FULL,
+    UVLOOP_PROTOCOL,
+    BenchError,
+    Sample,
+    Sizes,
+)
 from ._pool import WorkerPool
 
 
@@ -90,6 +99,25 @@ def _round_trips(size: int) -> Callable[[str, Context], Sample]:
     return measure
 
 
+def _round_trips_remote(size: int) -> Callable[[str, Context], Sample]:
+    def measure(contender: str, ctx: Context) -> Sample:
+        worker = ctx.pool.worker("echo", contender)
+        port = int(worker.command(f"echo {size}").removeprefix("port "))
+        try:
+            sample = _pingpong.run_remote(contender, size, ctx.sizes.round_trips, port)
+            echoed = int(worker.expect("ok"))
+        except BaseException:
+            ctx.pool.discard("echo", contender)
+            raise
+        if echoed != size * ctx.sizes.round_trips:
+            raise BenchError(
+                f"ping-pong {contender}: the echo worker echoed {echoed} bytes"
+            )
+        return sample
+
+    return measure
+
+
 def _per_call(contender: str, ctx: Context) -> Sample:
     # Four reads per ping-pong round trip of the same size class: about as
     # long a round, and the bytes fit in the socket buffers.
@@ -122,8 +150,12 @@ def _requests(contender: str, ctx: Context) -> Sample:
 # The workloads the Trio-methods contender runs: those where code written
 # for trio.SocketStream meets trio_emtcp (bulk: TCP_NOTSENT_LOWAT is set
 # by send_all; requests: the TCP_NODELAY rule).  Elsewhere it would only
-# repeat the trio_emtcp column.
+# repeat the trio_emtcp column.  The BufferedProtocol contender runs the
+# workloads a protocol serves (bulk, ping-pong, requests): a per-call read
+# and a connection rate have no protocol form that says more than the
+# uvloop streams column.
 _WITHOUT_TRIO_METHODS = tuple(c for c in CONTENDERS if c != EMTCP_TRIO)
+_STREAMS_ONLY = tuple(c for c in _WITHOUT_TRIO_METHODS if c != UVLOOP_PROTOCOL)
 
 
 def _chunk_title(short: str) -> str:
@@ -158,7 +190,7 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "per call: 1 B read, data ready (fast path)",
             "calls/s",
             _per_call,
-            contenders=_WITHOUT_TRIO_METHODS,
+            contenders=_STREAMS_ONLY,
         )
     )
     for size in (1, 64):
@@ -173,6 +205,16 @@ def workloads(sizes: Sizes) -> list[Workload]:
         )
     found.append(
         Workload(
+            "pingpong-1-2p",
+            "ping-pong, 1 B messages, 2 processes",
+            "round trips/s",
+            _round_trips_remote(1),
+            role="echo",
+            contenders=_WITHOUT_TRIO_METHODS,
+        )
+    )
+    found.append(
+        Workload(
             "request",
             "small request (two writes) + reply, from the dial/listen helpers",
             "requests/s",
@@ -185,7 +227,7 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "connect + accept + echo + close",
             "connections/s",
             _connections,
-            contenders=_WITHOUT_TRIO_METHODS,
+            contenders=_STREAMS_ONLY,
         )
     )
     found.append(
@@ -195,7 +237,7 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "connections/s",
             _concurrent_connections,
             role="concurrent",
-            contenders=_WITHOUT_TRIO_METHODS,
+            contenders=_STREAMS_ONLY,
         )
     )
     return found
