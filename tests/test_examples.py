@@ -5,7 +5,7 @@ fetched with the real ``curl``; one test also runs it as a script and stops
 it with SIGINT.  ``tls_echo.py`` runs in-process, with an untrusted client,
 and as a script; ``cancellation.py`` runs in-process on the autojump clock;
 ``serve_listeners.py`` serves two clients in-process and is stopped by
-cancellation.
+cancellation; ``relaxed_bulk.py`` moves 4 MiB in-process.
 (``line_protocol.py`` is tested in test_scanner.py, ``echo_server.py`` in
 test_cli.py.)
 """
@@ -528,3 +528,16 @@ async def test_reference_snippets_run_as_scripts(name: str) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.decode().count("\n") >= 3
+
+
+# -- relaxed_bulk.py ---------------------------------------------------------------
+
+relaxed_bulk = load_example("relaxed_bulk")
+
+
+async def test_relaxed_bulk_example_moves_every_byte_and_lets_others_run() -> None:
+    with trio.fail_after(30):
+        received, ticks = await relaxed_bulk.transfer(4 * 1024 * 1024)
+    assert received == 4 * 1024 * 1024
+    assert ticks >= 1
+    assert not trio_emtcp._relaxed.RELAXED  # both blocks were left

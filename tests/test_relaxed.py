@@ -212,6 +212,47 @@ async def test_accept_honours_it(mock_clock: trio.testing.MockClock) -> None:
             c.close()
 
 
+async def test_a_relaxed_task_yields_before_it_waits(
+    pair: Pair, mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ping-pong: the relaxed writer skipped the schedule point in which the
+    # echo task would have answered.  Before its read waits on the
+    # descriptor, it yields once and tries again.  Whether the echo task
+    # ran first in that yield is up to Trio's scheduler (it shuffles each
+    # batch), so over 60 round trips some reads must find the answer
+    # without a wait; without the yield, every one of them would wait.
+    a, b = pair
+    client_waits = 0
+    real_wait = trio_emtcp._socket.wait_readable  # type: ignore[attr-defined]
+
+    async def counting_wait(sock: Any) -> None:
+        nonlocal client_waits
+        if sock is a._sock:
+            client_waits += 1
+        await real_wait(sock)
+
+    monkeypatch.setattr(trio_emtcp._socket, "wait_readable", counting_wait)
+
+    async def echo() -> None:
+        buf = bytearray(1)
+        with contextlib.suppress(EndOfFile):
+            while True:
+                await b.read_some(buf)
+                await b.write_some(buf)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(echo)
+        await wait_all_tasks_blocked()
+        buf = bytearray(1)
+        with relaxed_schedule_points(INTERVAL):
+            for _ in range(60):
+                await a.write_some(b"p")
+                assert await _yields_of(lambda: a.read_some(buf)) >= 1
+                assert buf == b"p"
+        a.shutdown("send")
+    assert client_waits <= 50
+
+
 # -- what it keeps --------------------------------------------------------------
 
 

@@ -59,7 +59,7 @@ import trio
 from trio.lowlevel import ParkingLot
 
 from ._errors import ClosedSocketError, OperationAborted, closed_error
-from ._relaxed import RELAXED, skip_schedule_point
+from ._relaxed import RELAXED, skip_schedule_point, yield_before_wait
 
 T = TypeVar("T")
 
@@ -403,8 +403,16 @@ class Driver:
         if sock is None:
             return _closed()
         if not waiters.busy and not scoped:
+            # A relaxed task (see _relaxed.py) first makes the schedule point
+            # its operations skipped, and tries once more: the peer task it
+            # let run may have answered.  Waiting straight away would cost a
+            # registration with the I/O manager where the default mode's
+            # schedule point had found the data there.
+            yield_first = (
+                bool(RELAXED) and fn is not None and wait_first and yield_before_wait()
+            )
             return self._blocked_head(
-                sock, waiters, wait_fn, fn, args, wait_first, self._aborts
+                sock, waiters, wait_fn, fn, args, wait_first, self._aborts, yield_first
             )
         return self._blocked_queued(
             sock, waiters, wait_fn, fn, args, wait_first, queued_after_try
@@ -458,6 +466,7 @@ class Driver:
         args: tuple[Any, ...],
         wait_first: bool,
         aborts: int,
+        yield_first: bool = False,
     ) -> T:
         """Wait and retry as the direction's head; hand over on the way out.
 
@@ -467,11 +476,16 @@ class Driver:
         Args:
           aborts: ``_aborts`` when the operation became abortable; a change
             means ``cancel()``/``close()``/``release()`` reached it.
+          yield_first: make a schedule point and try ``fn`` again before
+            the first wait (a relaxed task, see :meth:`_blocked`).
         """
         waiters.busy = True
         try:
             while True:
-                if wait_first:
+                if yield_first:
+                    yield_first = False
+                    await cancel_shielded_checkpoint()
+                elif wait_first:
                     if self._aborts != aborts or self._gone(sock):
                         # Handed the direction in the tick that another task
                         # aborted the operation or let go of the descriptor:

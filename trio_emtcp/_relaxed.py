@@ -31,6 +31,7 @@ __all__ = [
     "RelaxedSchedulePoints",
     "relaxed_schedule_points",
     "skip_schedule_point",
+    "yield_before_wait",
 ]
 
 _current_task = trio.lowlevel.current_task
@@ -70,6 +71,21 @@ def skip_schedule_point() -> bool:
     return False
 
 
+def yield_before_wait() -> bool:
+    """Whether the current task, about to wait, yields and retries first.
+
+    A relaxed task has skipped schedule points; before it waits it makes
+    one, so that the tasks it kept waiting (the peer of a ping-pong, often)
+    run and may answer.  The interval then counts from now.  Call only when
+    :data:`RELAXED` is not empty.
+    """
+    state = RELAXED.get(_current_task())
+    if state is None:
+        return False
+    state.last = _current_time()
+    return True
+
+
 def relaxed_schedule_points(interval: float = 0.001) -> RelaxedSchedulePoints:
     """Let this task's operations skip schedule points for ``interval`` seconds.
 
@@ -79,8 +95,10 @@ def relaxed_schedule_points(interval: float = 0.001) -> RelaxedSchedulePoints:
     seconds ago (measured with :func:`trio.current_time`).  Every operation
     still starts with a cancel point: a cancelled task gets
     :class:`trio.Cancelled` from its next operation, and a socket's
-    ``close()``/``cancel()`` end what it has pending as always.  Operations
-    that wait are unchanged.
+    ``close()``/``cancel()`` end what it has pending as always.  An
+    operation that would wait first makes the schedule point the task has
+    been skipping and tries once more (the peer task it let run may have
+    answered), then waits as always.
 
     What it trades: other tasks may wait up to about ``interval`` (plus one
     operation) while this task finds data ready every time, and
