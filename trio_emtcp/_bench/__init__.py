@@ -9,9 +9,12 @@ and ratios to ``trio.SocketStream``.  The workloads:
     receiver in one process (:mod:`._bulk`).  MiB/s.
 ``bulk-4k-2p``, ``bulk-64k-2p``, ``bulk-1m-2p``
     The same with the receiver in a second process.  MiB/s.
-``pingpong-1``, ``pingpong-64``
-    Round trips of a 1-byte and a 64-byte message (:mod:`._pingpong`).
-    Round trips/s.
+``pingpong-1``, ``pingpong-64``, ``pingpong-1-2p``
+    Round trips of a 1-byte and a 64-byte message (:mod:`._pingpong`), and
+    of a 1-byte message with the echo in a second process.  Round trips/s.
+``percall-read``, ``request``
+    1-byte reads with the data queued (:mod:`._percall`); small requests of
+    two writes and a reply (:mod:`._request`).
 ``connect``
     Connect, accept, echo 16 bytes, close, one connection after the other
     (:mod:`._connect`).  Connections/s.
@@ -21,12 +24,18 @@ and ratios to ``trio.SocketStream``.  The workloads:
     Connections/s, and MiB of memory.
 
 The contenders (:mod:`._common`): ``trio_emtcp`` (``read_some`` into a
-reused ``bytearray``, ``stream.write_all``, ``Acceptor``), ``trio.SocketStream``
-(``receive_some``/``send_all``, ``serve_tcp``/``open_tcp_stream``), raw
-``trio.socket`` (``recv_into``/``send``), asyncio streams
-(``reader.read``/``writer.write`` + ``drain``) and the blocking stdlib
-socket with threads.  They take turns within each round, and the order
-rotates from round to round, so that machine noise hits all alike.
+reused ``bytearray``, ``stream.write_all``, ``Acceptor``), the same relaxed
+(``relaxed_schedule_points`` in every task) and through the Trio stream
+methods, ``trio.SocketStream`` (``receive_some``/``send_all``,
+``serve_tcp``/``open_tcp_stream``), raw ``trio.socket``
+(``recv_into``/``send``), anyio on its trio backend (:mod:`._anyio_contender`),
+asyncio streams (``reader.read``/``writer.write`` + ``drain``) on asyncio's
+loop and on uvloop, a ``BufferedProtocol`` on uvloop (:mod:`._protocol`),
+and the blocking stdlib socket with threads.  anyio and uvloop are
+optional: without them their contenders are skipped.  They take turns
+within each round, and the order rotates from round to round, so that
+machine noise hits all alike.  The report ends with SPEC §8's targets,
+judged on medians of paired per-round ratios.
 
 The command line's ``bench`` command is :func:`add_arguments` and
 :func:`main`.
