@@ -32,7 +32,7 @@ from trio_emtcp import (
 )
 from trio_emtcp.ip.tcp import Socket
 
-from .helpers import listening
+from .helpers import blackhole, listening
 
 Pair = tuple[Socket, Socket]
 INTERVAL = 0.001
@@ -251,6 +251,24 @@ async def test_a_relaxed_task_yields_before_it_waits(
                 assert buf == b"p"
         a.shutdown("send")
     assert client_waits <= 50
+
+
+async def test_a_relaxed_connect_waits_for_the_handshake() -> None:
+    # connect's retry only reads SO_ERROR, which is 0 while the handshake is
+    # under way: yielding and "retrying" would report a connection that does
+    # not exist.  With the peer's port dropping every packet, the connect
+    # must still be waiting.  (The real clock: the kernel's SYN timer.)
+    async with listening() as acceptor:
+        with blackhole(acceptor.local_port):
+            sock = Socket()
+            with relaxed_schedule_points(INTERVAL), trio.move_on_after(0.5) as scope:
+                await sock.connect("127.0.0.1", acceptor.local_port)
+            assert scope.cancelled_caught
+            sock.close()
+        async with Socket() as sock:
+            with relaxed_schedule_points(INTERVAL):
+                await sock.connect("127.0.0.1", acceptor.local_port)
+            assert sock.remote_port == acceptor.local_port
 
 
 # -- what it keeps --------------------------------------------------------------

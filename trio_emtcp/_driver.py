@@ -408,8 +408,14 @@ class Driver:
             # let run may have answered.  Waiting straight away would cost a
             # registration with the I/O manager where the default mode's
             # schedule point had found the data there.
+            # Not for connect (``queued_after_try``): its ``fn`` only reads
+            # the result, which says nothing before writability.
             yield_first = (
-                bool(RELAXED) and fn is not None and wait_first and yield_before_wait()
+                bool(RELAXED)
+                and fn is not None
+                and wait_first
+                and not queued_after_try
+                and yield_before_wait()
             )
             return self._blocked_head(
                 sock, waiters, wait_fn, fn, args, wait_first, self._aborts, yield_first
