@@ -71,7 +71,9 @@ async def serve(sock: Socket) -> None:
 
 async def client(sock: Socket) -> list[bytes]:
     """Send every command and collect the replies."""
-    replies = stream.Scanner(sock)  # the server always ends lines with \r\n
+    # The server always ends its lines with \r\n, as HTTP and SMTP do; the
+    # default separator is b"\n".
+    replies = stream.Scanner(sock, record_separator=b"\r\n")
     received = []
     for command in COMMANDS:
         print(f"client: send {command!r}")

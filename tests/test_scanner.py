@@ -31,6 +31,9 @@ from .helpers import (
 )
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# Most tests here read CRLF-terminated records (HTTP, SMTP); the default
+# separator is Emilua's current b"\n", so they say so.
+CRLF = b"\r\n"
 
 
 class ScriptedStream:
@@ -112,7 +115,7 @@ EMILUA_INPUT = b"line1\r\nline2\r\nfield a  b\r\npartial"
 
 async def test_Scanner_emilua_scenario() -> None:
     fake = ScriptedStream(EMILUA_INPUT)
-    scanner = Scanner(fake, field_separator=b" ")
+    scanner = Scanner(fake, CRLF, field_separator=b" ")
     assert scanner.record_number == 0
     assert terminator(scanner) is None
     assert await scanner.get_line() == [b"line1"]
@@ -135,7 +138,7 @@ async def test_Scanner_emilua_scenario() -> None:
 
 
 async def test_Scanner_plain_records_without_fields() -> None:
-    scanner = Scanner(ScriptedStream(EMILUA_INPUT))
+    scanner = Scanner(ScriptedStream(EMILUA_INPUT), CRLF)
     assert await read_all_records(scanner) == [
         (b"line1", b"\r\n"),
         (b"line2", b"\r\n"),
@@ -147,12 +150,12 @@ async def test_Scanner_plain_records_without_fields() -> None:
 async def test_Scanner_stream_ending_with_a_separator_has_no_empty_final_record() -> (
     None
 ):
-    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"))
+    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"), CRLF)
     assert await read_all_records(scanner) == [(b"a", b"\r\n"), (b"b", b"\r\n")]
 
 
 async def test_Scanner_empty_stream_raises_end_of_file() -> None:
-    scanner = Scanner(ScriptedStream())
+    scanner = Scanner(ScriptedStream(), CRLF)
     with pytest.raises(EndOfFile):
         await scanner.get_line()
     assert scanner.record_number == 0
@@ -160,14 +163,14 @@ async def test_Scanner_empty_stream_raises_end_of_file() -> None:
 
 async def test_Scanner_empty_records() -> None:
     data = b"\r\n\r\nx\r\n\r\n"
-    scanner = Scanner(ScriptedStream(data))
+    scanner = Scanner(ScriptedStream(data), CRLF)
     assert await read_all_records(scanner) == [
         (b"", b"\r\n"),
         (b"", b"\r\n"),
         (b"x", b"\r\n"),
         (b"", b"\r\n"),
     ]
-    fields = Scanner(ScriptedStream(data), field_separator=b",")
+    fields = Scanner(ScriptedStream(data), CRLF, field_separator=b",")
     assert [r for r, _ in await read_all_records(fields)] == [[], [], [b"x"], []]
 
 
@@ -178,7 +181,7 @@ async def test_Scanner_custom_plain_separator() -> None:
 
 async def test_Scanner_separator_split_across_reads() -> None:
     fake = ScriptedStream(b"abc\r", b"\ndef\r", b"\n")
-    scanner = Scanner(fake)
+    scanner = Scanner(fake, CRLF)
     assert await scanner.get_line() == b"abc"
     assert await scanner.get_line() == b"def"
     assert fake.reads == 3
@@ -196,7 +199,7 @@ async def test_Scanner_long_separator_split_over_many_reads() -> None:
 
 async def test_Scanner_returns_buffered_records_without_reading() -> None:
     fake = ScriptedStream(b"a\r\nb\r\nc\r\n", then="fail")
-    scanner = Scanner(fake)
+    scanner = Scanner(fake, CRLF)
     assert [await scanner.get_line() for _ in range(3)] == [b"a", b"b", b"c"]
     assert fake.reads == 1
 
@@ -205,7 +208,7 @@ async def test_Scanner_record_longer_than_buffer_size_hint_grows_the_buffer() ->
     record = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"") * 40
     fake = ScriptedStream(*[record[i : i + 100] for i in range(0, len(record), 100)])
     fake.feed(b"\r\nnext\r\n")
-    scanner = Scanner(fake, buffer_size_hint=16)
+    scanner = Scanner(fake, CRLF, buffer_size_hint=16)
     assert await scanner.get_line() == record
     assert await scanner.get_line() == b"next"
     # The first read was offered the hinted size, the buffer doubled later.
@@ -215,7 +218,7 @@ async def test_Scanner_record_longer_than_buffer_size_hint_grows_the_buffer() ->
 
 async def test_Scanner_reads_into_the_free_space_only() -> None:
     fake = ScriptedStream(b"ab\r\ncd", b"\r\n")
-    scanner = Scanner(fake, buffer_size_hint=8)
+    scanner = Scanner(fake, CRLF, buffer_size_hint=8)
     assert await scanner.get_line() == b"ab"
     assert await scanner.get_line() == b"cd"
     # The second read got what was left after moving "cd" to the front.
@@ -337,22 +340,27 @@ async def test_Scanner_regex_matching_the_empty_string_is_refused_when_found() -
 
 
 async def test_Scanner_trim_record_true_strips_awk_whitespace() -> None:
-    scanner = Scanner(ScriptedStream(b" \t a b \v\f\r\r\n\t\r\n"), trim_record=True)
+    scanner = Scanner(
+        ScriptedStream(b" \t a b \v\f\r\r\n\t\r\n"), CRLF, trim_record=True
+    )
     assert await scanner.get_line() == b"a b"
     assert scanner.buffered_line() == b" \t a b \v\f\r"  # $0 is as read
     assert await scanner.get_line() == b""
 
 
 async def test_Scanner_trim_record_bytes_strips_those_characters() -> None:
-    scanner = Scanner(ScriptedStream(b"--x- y-\r\n"), trim_record=b"-")
+    scanner = Scanner(ScriptedStream(b"--x- y-\r\n"), CRLF, trim_record=b"-")
     assert await scanner.get_line() == b"x- y"
-    scanner = Scanner(ScriptedStream(b" x \r\n"), trim_record=b"")
+    scanner = Scanner(ScriptedStream(b" x \r\n"), CRLF, trim_record=b"")
     assert await scanner.get_line() == b" x "
 
 
 async def test_Scanner_trim_happens_before_splitting() -> None:
     scanner = Scanner(
-        ScriptedStream(b"  a,b  \r\n   \r\n"), trim_record=True, field_separator=b","
+        ScriptedStream(b"  a,b  \r\n   \r\n"),
+        CRLF,
+        trim_record=True,
+        field_separator=b",",
     )
     assert await scanner.get_line() == [b"a", b"b"]
     assert await scanner.get_line() == []
@@ -360,13 +368,15 @@ async def test_Scanner_trim_happens_before_splitting() -> None:
 
 async def test_Scanner_field_separator_regex_ignores_groups() -> None:
     scanner = Scanner(
-        ScriptedStream(b"a, b,c\r\n"), field_separator=re.compile(rb"(,) ?")
+        ScriptedStream(b"a, b,c\r\n"), CRLF, field_separator=re.compile(rb"(,) ?")
     )
     assert await scanner.get_line() == [b"a", b"b", b"c"]
 
 
 async def test_Scanner_field_separator_regex_keeps_edge_fields() -> None:
-    scanner = Scanner(ScriptedStream(b",a,\r\n"), field_separator=re.compile(rb","))
+    scanner = Scanner(
+        ScriptedStream(b",a,\r\n"), CRLF, field_separator=re.compile(rb",")
+    )
     assert await scanner.get_line() == [b"", b"a", b""]
 
 
@@ -384,7 +394,7 @@ async def test_Scanner_field_pattern(
     pattern: bytes, record: bytes, fields: list[bytes]
 ) -> None:
     scanner = Scanner(
-        ScriptedStream(record + b"\r\n"), field_pattern=re.compile(pattern)
+        ScriptedStream(record + b"\r\n"), CRLF, field_pattern=re.compile(pattern)
     )
     assert await scanner.get_line() == fields
 
@@ -397,7 +407,9 @@ async def test_Scanner_callable_field_separator() -> None:
         return record.split(b"=", 1)
 
     data = b" a=b=c \r\n\r\nlast=1"
-    scanner = Scanner(ScriptedStream(data), trim_record=True, field_separator=split)
+    scanner = Scanner(
+        ScriptedStream(data), CRLF, trim_record=True, field_separator=split
+    )
     assert [r for r, _ in await read_all_records(scanner)] == [
         [b"a", b"b=c"],
         [],
@@ -431,7 +443,7 @@ def _too_long_pattern(limit: int) -> str:
 
 async def test_Scanner_record_with_terminator_up_to_the_limit_fits() -> None:
     scanner = Scanner(
-        ScriptedStream(b"01234567\r\n", b"0123456789"), max_record_size=10
+        ScriptedStream(b"01234567\r\n", b"0123456789"), CRLF, max_record_size=10
     )
     assert await scanner.get_line() == b"01234567"
     # The final record has no terminator: 10 bytes fit.
@@ -469,7 +481,7 @@ async def test_Scanner_record_over_the_limit_is_refused_without_reading_it_all()
 ):
     # A peer that never sends a separator cannot make us buffer without end.
     fake = ScriptedStream(*[b"x" * 1000] * 200, then="fail")
-    scanner = Scanner(fake)
+    scanner = Scanner(fake, CRLF)
     with pytest.raises(OSError, match=_too_long_pattern(65536)):
         await scanner.get_line()
     # It stopped at the limit (plus the byte that proves it is exceeded).
@@ -478,7 +490,7 @@ async def test_Scanner_record_over_the_limit_is_refused_without_reading_it_all()
 
 
 async def test_Scanner_earlier_records_come_back_before_the_error() -> None:
-    scanner = Scanner(ScriptedStream(b"ok\r\n" + b"y" * 20), max_record_size=10)
+    scanner = Scanner(ScriptedStream(b"ok\r\n" + b"y" * 20), CRLF, max_record_size=10)
     assert await scanner.get_line() == b"ok"
     with pytest.raises(OSError, match=_too_long_pattern(10)):
         await scanner.get_line()
@@ -488,7 +500,7 @@ async def test_Scanner_earlier_records_come_back_before_the_error() -> None:
 
 
 async def test_Scanner_buffer_is_what_was_read_ahead() -> None:
-    scanner = Scanner(ScriptedStream(b"GET / HTTP/1.0\r\n\r\nbody bytes"))
+    scanner = Scanner(ScriptedStream(b"GET / HTTP/1.0\r\n\r\nbody bytes"), CRLF)
     assert scanner.buffer() == b""
     assert await scanner.get_line() == b"GET / HTTP/1.0"
     assert scanner.buffer() == b"\r\nbody bytes"
@@ -499,7 +511,7 @@ async def test_Scanner_buffer_is_what_was_read_ahead() -> None:
 
 
 async def test_Scanner_remove_line_drops_the_current_record() -> None:
-    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"))
+    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"), CRLF)
     assert await scanner.get_line() == b"a"
     assert scanner.buffered_line() == b"a"
     scanner.remove_line()
@@ -512,7 +524,7 @@ async def test_Scanner_remove_line_drops_the_current_record() -> None:
 
 async def test_Scanner_set_buffer_adopts_data() -> None:
     fake = ScriptedStream(b"\r\nfrom the stream\r\n")
-    scanner = Scanner(fake, buffer_size_hint=4)
+    scanner = Scanner(fake, CRLF, buffer_size_hint=4)
     scanner.set_buffer(bytearray(b"pushed back\r\npartial"))  # longer than the buffer
     assert scanner.buffer() == b"pushed back\r\npartial"
     assert fake.reads == 0
@@ -529,7 +541,7 @@ async def test_Scanner_set_buffer_adopts_data() -> None:
 
 async def test_Scanner_set_buffer_after_end_of_file() -> None:
     fake = ScriptedStream(b"a")
-    scanner = Scanner(fake)
+    scanner = Scanner(fake, CRLF)
     assert await scanner.get_line() == b"a"
     with pytest.raises(EndOfFile):
         await scanner.get_line()
@@ -539,7 +551,7 @@ async def test_Scanner_set_buffer_after_end_of_file() -> None:
 
 
 async def test_Scanner_set_buffer_refuses_str() -> None:
-    scanner = Scanner(ScriptedStream())
+    scanner = Scanner(ScriptedStream(), CRLF)
     with pytest.raises(
         TypeError, match=r"^data: expected a bytes-like object, got str; use bytes$"
     ):
@@ -552,7 +564,7 @@ async def test_Scanner_set_buffer_refuses_str() -> None:
 async def test_Scanner_stream_errors_propagate_and_keep_the_data() -> None:
     reset = ConnectionResetError(errno.ECONNRESET, "reset")
     fake = ScriptedStream(b"ab", reset, b"c\r\n")
-    scanner = Scanner(fake)
+    scanner = Scanner(fake, CRLF)
     with pytest.raises(ConnectionResetError) as exc_info:
         await scanner.get_line()
     assert exc_info.value is reset
@@ -573,7 +585,7 @@ async def test_Scanner_read_some_returning_zero_is_the_end() -> None:
             memoryview(buf).cast("B")[: len(chunk)] = chunk
             return len(chunk)
 
-    scanner = Scanner(ZeroAtEnd())
+    scanner = Scanner(ZeroAtEnd(), CRLF)
     assert await read_all_records(scanner) == [(b"a", b"\r\n"), (b"b", b"")]
 
 
@@ -584,7 +596,7 @@ async def test_Scanner_read_some_returning_a_bad_count_raises(n: int) -> None:
             await trio.lowlevel.checkpoint()
             return n
 
-    scanner = Scanner(Liar(), buffer_size_hint=8)
+    scanner = Scanner(Liar(), CRLF, buffer_size_hint=8)
     with pytest.raises(
         ValueError, match=rf"^stream: read_some returned {n} for a 8-byte buffer$"
     ):
@@ -595,7 +607,7 @@ async def test_Scanner_socket_cancel_aborts_get_line_and_loses_nothing(
     pair: tuple[Socket, Socket],
 ) -> None:
     a, b = pair
-    scanner = Scanner(b)
+    scanner = Scanner(b, CRLF)
     await stream.write_all(a, b"abc\r")
     async with trio.open_nursery() as nursery:
 
@@ -616,7 +628,7 @@ async def test_Scanner_trio_cancelled_mid_record_loses_nothing(
     pair: tuple[Socket, Socket],
 ) -> None:
     a, b = pair
-    scanner = Scanner(b)
+    scanner = Scanner(b, CRLF)
     await stream.write_all(a, b"ab")
     with trio.CancelScope() as cs:
 
@@ -634,7 +646,7 @@ async def test_Scanner_trio_cancelled_mid_record_loses_nothing(
 
 
 async def test_Scanner_cancelled_before_a_buffered_record_keeps_it() -> None:
-    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"))
+    scanner = Scanner(ScriptedStream(b"a\r\nb\r\n"), CRLF)
     assert await scanner.get_line() == b"a"
     with trio.CancelScope() as cs:
         cs.cancel()
@@ -648,7 +660,7 @@ async def test_Scanner_get_line_is_a_checkpoint_on_every_path(
     pair: tuple[Socket, Socket],
 ) -> None:
     a, b = pair
-    scanner = Scanner(b)
+    scanner = Scanner(b, CRLF)
     await stream.write_all(a, b"one\r\ntwo\r\nthree")
     with assert_checkpoints():
         assert await scanner.get_line() == b"one"  # read_some
@@ -665,7 +677,7 @@ async def test_Scanner_get_line_is_a_checkpoint_on_every_path(
 async def test_Scanner_over_a_socket_pair() -> None:
     a, b = await socket_pair()
     async with a, b:
-        scanner = Scanner(b, field_separator=b"=")
+        scanner = Scanner(b, CRLF, field_separator=b"=")
         async with trio.open_nursery() as nursery:
 
             async def writer() -> None:
@@ -688,7 +700,7 @@ async def test_Scanner_over_a_socket_pair() -> None:
 
 async def test_Scanner_concurrent_get_line_is_busy() -> None:
     fake = BlockingStream()
-    scanner = Scanner(fake)
+    scanner = Scanner(fake, CRLF)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(scanner.get_line)
         await wait_all_tasks_blocked()
@@ -1103,3 +1115,206 @@ def test_Scanner_resumed_search_finds_the_same_records(
         return await read_all_records(scanner)
 
     assert trio.run(scan, True) == trio.run(scan, False)
+
+
+# -- Emilua's newest scanner: the default, attributes a program may change ---------
+
+
+async def test_Scanner_default_separator_is_a_bare_newline() -> None:
+    scanner = Scanner(ScriptedStream(b"a\nb\r\nc"))
+    assert scanner.record_separator == b"\n"
+    assert [r async for r in scanner] == [b"a", b"b\r", b"c"]
+
+
+async def test_Scanner_attributes_read_back_what_was_given() -> None:
+    split = re.compile(rb",")
+    scanner = Scanner(
+        ScriptedStream(),
+        CRLF_OR_LF,
+        max_record_size=100,
+        trim_record=b"-",
+        field_separator=split,
+        buffer_size_hint=32,
+        max_separator_size=2,
+    )
+    assert scanner.record_separator is CRLF_OR_LF
+    assert scanner.max_record_size == 100
+    assert scanner.trim_record == b"-"
+    assert scanner.field_separator is split
+    assert scanner.field_pattern is None
+    assert scanner.buffer_size_hint == 32
+    assert scanner.max_separator_size == 2
+    plain = Scanner(ScriptedStream())
+    assert plain.trim_record is False
+    plain.trim_record = True
+    assert plain.trim_record is True
+
+
+async def test_Scanner_changes_take_effect_from_the_next_get_line() -> None:
+    scanner: Any = Scanner(ScriptedStream(b"a,b;c,d;  e  \n", b"x;y\n"), b";")
+    assert await scanner.get_line() == b"a,b"
+    scanner.field_separator = b","
+    assert await scanner.get_line() == [b"c", b"d"]
+    scanner.field_separator = None
+    scanner.trim_record = True
+    scanner.record_separator = b"\n"
+    assert await scanner.get_line() == b"e"
+    scanner.trim_record = False
+    scanner.field_pattern = re.compile(rb"[^;]+")
+    assert await scanner.get_line() == [b"x", b"y"]
+    assert scanner.record_number == 4
+
+
+async def test_Scanner_a_new_separator_searches_the_unread_bytes_again() -> None:
+    # The first search for b"\n" found none in b"ab;cd" and remembered that
+    # these bytes cannot start it; a new separator starts over.
+    a, b = await socket_pair()
+    async with a, b:
+        scanner = Scanner(b, b"\n")
+        await stream.write_all(a, b"ab;cd")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(scanner.get_line)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        assert scanner.buffer() == b"ab;cd"
+        scanner.record_separator = b";"
+        with trio.fail_after(5):  # searching past the ";" would wait here
+            assert await scanner.get_line() == b"ab"
+        await stream.write_all(a, b";ef\n")
+        assert await scanner.get_line() == b"cd"
+        scanner.record_separator = re.compile(rb"\n")
+        assert await scanner.get_line() == b"ef"
+
+
+async def test_Scanner_a_smaller_max_record_size_applies_to_buffered_data() -> None:
+    scanner = Scanner(ScriptedStream(b"short\nmuch longer line\n"), b"\n")
+    assert await scanner.get_line() == b"short"
+    scanner.max_record_size = 5
+    with pytest.raises(OSError, match=r"record exceeds max_record_size \(5 bytes\)"):
+        await scanner.get_line()
+    scanner.max_record_size = 1000
+    assert await scanner.get_line() == b"much longer line"
+
+
+async def test_Scanner_buffer_size_hint_resizes_and_keeps_every_byte() -> None:
+    scanner = Scanner(ScriptedStream(b"one\ntwo\nthree\n"), b"\n", buffer_size_hint=64)
+    assert await scanner.get_line() == b"one"
+    scanner.buffer_size_hint = 2  # smaller than the unread bytes: kept
+    assert scanner.buffered_line() == b"one"
+    assert scanner.buffer() == b"two\nthree\n"
+    assert await scanner.get_line() == b"two"
+    scanner.buffer_size_hint = 4096
+    assert scanner.buffer_size_hint == 4096
+    assert await scanner.get_line() == b"three"
+    with pytest.raises(EndOfFile):
+        await scanner.get_line()
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "exc", "message"),
+    [
+        ("record_separator", b"", ValueError, r"^record_separator: must not be empty$"),
+        ("record_separator", "\n", TypeError, r"^record_separator: expected bytes "),
+        (
+            "record_separator",
+            re.compile(rb"x*"),
+            ValueError,
+            r"^record_separator: must not match the empty string$",
+        ),
+        ("max_record_size", 0, ValueError, r"^max_record_size: must be in 1\.\."),
+        ("max_record_size", "9", TypeError, r"^max_record_size: expected an int"),
+        ("buffer_size_hint", 2**31, ValueError, r"^buffer_size_hint: must be in 1\."),
+        ("max_separator_size", 0, ValueError, r"^max_separator_size: must be in 1"),
+        ("trim_record", "x", TypeError, r"^trim_record: expected a bool or bytes"),
+        ("field_separator", b"", ValueError, r"^field_separator: must not be empty$"),
+        ("field_pattern", b",", TypeError, r"^field_pattern: expected a compiled "),
+    ],
+)
+async def test_Scanner_attributes_are_checked_as_the_constructor_checks(
+    attribute: str, value: object, exc: type[Exception], message: str
+) -> None:
+    scanner = Scanner(ScriptedStream(b"a\n"), b"\n")
+    with pytest.raises(exc, match=message):
+        setattr(scanner, attribute, value)
+    # Nothing changed: the scanner reads as before.
+    assert await scanner.get_line() == b"a"
+
+
+async def test_Scanner_field_separator_and_pattern_stay_exclusive() -> None:
+    scanner = Scanner(ScriptedStream(b"a,b\n"), b"\n", field_separator=b",")
+    with pytest.raises(ValueError, match=r"^field_pattern: cannot be combined"):
+        scanner.field_pattern = re.compile(rb"\w")
+    scanner.field_separator = None
+    scanner.field_pattern = re.compile(rb"\w")
+    assert await scanner.get_line() == [b"a", b"b"]
+
+
+async def test_Scanner_attributes_cannot_change_during_get_line(pair: Any) -> None:
+    scanner = Scanner(pair[1], b"\n")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scanner.get_line)
+        await trio.testing.wait_all_tasks_blocked()
+        for attribute, value in [
+            ("record_separator", b";"),
+            ("trim_record", True),
+            ("max_record_size", 9),
+            ("buffer_size_hint", 9),
+            ("field_separator", b","),
+            ("field_pattern", None),
+            ("max_separator_size", 3),
+        ]:
+            with pytest.raises(trio.BusyResourceError):
+                setattr(scanner, attribute, value)
+        nursery.cancel_scope.cancel()
+
+
+# -- combining strategies (examples/combining_strategies.py) ------------------------
+
+combining = _load_example("combining_strategies")
+
+
+@settings(deadline=None, max_examples=examples(60))
+@given(
+    st.lists(st.binary(max_size=40), min_size=1, max_size=4),
+    st.lists(st.integers(1, 50), min_size=1, max_size=20),
+)
+async def test_combining_strategies_loses_no_byte(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    # The messages arrive in arbitrary pieces, each body after a header read
+    # by lines, then read whole with read_all and the rest given back.
+    data = b"".join(combining.message(body) for body in bodies)
+    a, b = await socket_pair()
+    async with a, b, trio.open_nursery() as nursery:
+
+        async def send() -> None:
+            pos = 0
+            for cut in itertools.cycle(cuts):
+                if pos >= len(data):
+                    break
+                await stream.write_all(a, data[pos : pos + cut])
+                pos += cut
+                await trio.lowlevel.checkpoint()
+            a.shutdown("send")
+
+        nursery.start_soon(send)
+        scanner = combining.new_scanner(b)
+        for body in bodies:
+            headers, got = await combining.read_message(scanner, b)
+            assert headers == [
+                b"POST /notes HTTP/1.1",
+                b"Content-Length: %d" % len(body),
+            ]
+            assert got == body
+        with pytest.raises(EndOfFile):
+            await scanner.get_line()
+
+
+async def test_combining_strategies_example_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await combining.main()
+    assert capsys.readouterr().out == (
+        "POST /notes HTTP/1.1 -> b'first\\r\\nbody'\n"
+        "POST /notes HTTP/1.1 -> b'second'\n"
+    )

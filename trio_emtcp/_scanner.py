@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar, cast, final, overload
 
 import trio
 
-from ._args import INT_MAX, bytes_copy, int_arg, type_name
+from ._args import bytes_copy, int_arg, type_name
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from ._errors import EndOfFile
 from ._relaxed import RELAXED, skip_schedule_point
@@ -45,14 +45,26 @@ def _regex_arg(value: re.Pattern[Any], name: str) -> re.Pattern[bytes]:
     return value
 
 
-def _size_arg(value: object, name: str, maximum: int = INT_MAX) -> int:
-    return int_arg(value, name, minimum=1, maximum=maximum)
+def _max_record_arg(value: object) -> int:
+    # A record lives in one bytearray: at most sys.maxsize bytes.
+    return int_arg(value, "max_record_size", minimum=1, maximum=sys.maxsize)
+
+
+def _hint_arg(value: object) -> int:
+    # The buffer starts at the hint, and one read fills it: a C int.
+    return int_arg(value, "buffer_size_hint", minimum=1)
+
+
+def _separator_size_arg(value: object) -> int | None:
+    if value is None:
+        return None
+    return int_arg(value, "max_separator_size", minimum=1)
 
 
 def _separator_arg(
-    value: object, max_size: object
+    value: object, given: int | None
 ) -> tuple[bytes, re.Pattern[bytes] | None, int | None]:
-    """``record_separator`` (and ``max_separator_size``) as the scanner keeps it.
+    """``record_separator`` (with ``max_separator_size``) as the scanner keeps it.
 
     Returns:
       ``(bytes separator, regex, reach)``: the bytes are empty for a regex;
@@ -62,7 +74,6 @@ def _separator_arg(
     Raises:
       TypeError, ValueError: as ``Scanner`` documents.
     """
-    given = None if max_size is None else _size_arg(max_size, "max_separator_size")
     if isinstance(value, re.Pattern):
         pattern = _regex_arg(value, "record_separator")
         if pattern.search(b"") is not None:
@@ -287,8 +298,10 @@ class Scanner(Generic[_R]):
         "_clean",
         "_end",
         "_eof",
+        "_fields",
         "_final_cache",
         "_has_record",
+        "_hint",
         "_max",
         "_rec_start",
         "_rec_stop",
@@ -296,11 +309,13 @@ class Scanner(Generic[_R]):
         "_sep",
         "_sep_re",
         "_sep_reach",
+        "_sep_size",
         "_split",
         "_start",
         "_stream",
         "_terminator",
         "_trim",
+        "_trim_given",
         "_view",
     )
 
@@ -308,7 +323,7 @@ class Scanner(Generic[_R]):
     def __init__(
         self: Scanner[bytes],
         stream: ReadStream,
-        record_separator: bytes | re.Pattern[bytes] = b"\r\n",
+        record_separator: bytes | re.Pattern[bytes] = b"\n",
         *,
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         trim_record: bool | bytes = False,
@@ -322,7 +337,7 @@ class Scanner(Generic[_R]):
     def __init__(
         self: Scanner[list[bytes]],
         stream: ReadStream,
-        record_separator: bytes | re.Pattern[bytes] = b"\r\n",
+        record_separator: bytes | re.Pattern[bytes] = b"\n",
         *,
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         trim_record: bool | bytes = False,
@@ -336,7 +351,7 @@ class Scanner(Generic[_R]):
     def __init__(
         self: Scanner[list[bytes]],
         stream: ReadStream,
-        record_separator: bytes | re.Pattern[bytes] = b"\r\n",
+        record_separator: bytes | re.Pattern[bytes] = b"\n",
         *,
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         trim_record: bool | bytes = False,
@@ -349,7 +364,7 @@ class Scanner(Generic[_R]):
     def __init__(
         self,
         stream: ReadStream,
-        record_separator: object = b"\r\n",
+        record_separator: object = b"\n",
         *,
         max_record_size: object = DEFAULT_MAX_RECORD_SIZE,
         trim_record: object = False,
@@ -364,14 +379,15 @@ class Scanner(Generic[_R]):
             )
         self._stream = stream
 
+        self._sep_size = _separator_size_arg(max_separator_size)
         self._sep, self._sep_re, self._sep_reach = _separator_arg(
-            record_separator, max_separator_size
+            record_separator, self._sep_size
         )
-        # A record lives in one bytearray: at most sys.maxsize bytes.  The
-        # buffer starts at the hint, and one read fills it: a C int.
-        self._max = _size_arg(max_record_size, "max_record_size", sys.maxsize)
-        hint = _size_arg(buffer_size_hint, "buffer_size_hint")
+        self._max = _max_record_arg(max_record_size)
+        hint = self._hint = _hint_arg(buffer_size_hint)
+        self._trim_given = trim_record
         self._trim = _trim_arg(trim_record)
+        self._fields = (field_separator, field_pattern)
         self._split = _fields_arg(field_separator, field_pattern)
 
         # The buffer never needs more than max_record_size + 1 bytes: the
@@ -420,6 +436,165 @@ class Scanner(Generic[_R]):
             f"<trio_emtcp.stream.Scanner record_number={self._record_number} "
             f"buffered={self._end - self._start}>"
         )
+
+    # -- the parsing attributes (Emilua lets a program change them) ----------
+    #
+    # Each is checked on assignment as the constructor checks it, with the
+    # same errors, and takes effect from the next get_line.  Not while a
+    # get_line is in progress: it would see half the change.
+
+    def _changing(self) -> None:
+        if self._busy:
+            raise trio.BusyResourceError("another task is in get_line()")
+
+    @property
+    def record_separator(self) -> bytes | re.Pattern[bytes]:
+        """What ends a record: ``bytes`` or a compiled bytes regex.
+
+        Assigning it restarts the separator search at the first unread
+        byte.
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor.
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        return self._sep_re if self._sep_re is not None else self._sep
+
+    @record_separator.setter
+    def record_separator(self, value: bytes | re.Pattern[bytes]) -> None:
+        self._changing()
+        self._sep, self._sep_re, self._sep_reach = _separator_arg(value, self._sep_size)
+        self._clean = 0
+        self._final_cache.clear()
+
+    @property
+    def max_separator_size(self) -> int | None:
+        """The most bytes a regex separator's match can span, if given.
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor.
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        return self._sep_size
+
+    @max_separator_size.setter
+    def max_separator_size(self, value: int | None) -> None:
+        self._changing()
+        size = _separator_size_arg(value)
+        self._sep, self._sep_re, self._sep_reach = _separator_arg(
+            self.record_separator, size
+        )
+        self._sep_size = size
+        self._clean = 0
+
+    @property
+    def field_separator(self) -> bytes | re.Pattern[bytes] | Callable[..., Any] | None:
+        """How records are split into fields, or ``None`` (see the class).
+
+        Switching between "no fields" and "fields" changes what
+        :meth:`get_line` returns (``bytes`` or ``list[bytes]``); the static
+        type follows the constructor's arguments, so ``typing.cast`` after
+        such a change.
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor (also
+            when ``field_pattern`` is set: set it to ``None`` first).
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        given = self._fields[0]
+        return cast("bytes | re.Pattern[bytes] | Callable[..., Any] | None", given)
+
+    @field_separator.setter
+    def field_separator(
+        self, value: bytes | re.Pattern[bytes] | Callable[..., Any] | None
+    ) -> None:
+        self._changing()
+        self._split = _fields_arg(value, self._fields[1])
+        self._fields = (value, self._fields[1])
+
+    @property
+    def field_pattern(self) -> re.Pattern[bytes] | None:
+        """The regex whose matches are the fields (gawk's ``FPAT``), or ``None``.
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor (also
+            when ``field_separator`` is set: set it to ``None`` first).
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        return cast("re.Pattern[bytes] | None", self._fields[1])
+
+    @field_pattern.setter
+    def field_pattern(self, value: re.Pattern[bytes] | None) -> None:
+        self._changing()
+        self._split = _fields_arg(self._fields[0], value)
+        self._fields = (self._fields[0], value)
+
+    @property
+    def trim_record(self) -> bool | bytes:
+        """``False``, ``True`` (AWK's whitespace) or the bytes to strip.
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor.
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        given = self._trim_given
+        return given if isinstance(given, bool) else cast(bytes, self._trim)
+
+    @trim_record.setter
+    def trim_record(self, value: bool | bytes) -> None:
+        self._changing()
+        self._trim = _trim_arg(value)
+        self._trim_given = value
+
+    @property
+    def max_record_size(self) -> int:
+        """The longest record, terminator included, that the scanner buffers.
+
+        A smaller value applies to the unread data at once: a record already
+        buffered beyond it raises from the next :meth:`get_line`.
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor.
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        return self._max
+
+    @max_record_size.setter
+    def max_record_size(self, value: int) -> None:
+        self._changing()
+        self._max = _max_record_arg(value)
+
+    @property
+    def buffer_size_hint(self) -> int:
+        """The size of the buffer the stream is read into.
+
+        Assigning it resizes the buffer now (never below what it holds,
+        never beyond ``max_record_size + 1``).
+
+        Raises:
+          TypeError, ValueError: on assignment, as the constructor.
+          trio.BusyResourceError: on assignment while :meth:`get_line` runs.
+        """
+        return self._hint
+
+    @buffer_size_hint.setter
+    def buffer_size_hint(self, value: int) -> None:
+        self._changing()
+        hint = _hint_arg(value)
+        self._hint = hint
+        # Keep the current record (buffered_line) and the unread bytes.
+        keep = self._rec_start if self._has_record else self._start
+        used = self._end - keep
+        size = max(min(hint, self._max + 1), used)
+        if size != len(self._buf):
+            new = bytearray(size)
+            new[:used] = self._view[keep : self._end]
+            self._buf = new
+            self._view = memoryview(new)
+            self._rec_start -= keep
+            self._rec_stop -= keep
+            self._start -= keep
+            self._end -= keep
 
     # -- the record -----------------------------------------------------------
 
