@@ -216,11 +216,13 @@ class Scanner(Generic[_R]):
         stream would miss what it buffered (see :meth:`buffer`).
       record_separator: a non-empty bytes-like object (one-dimensional,
         C-contiguous; copied, and searched as is) or a compiled bytes regex
-        (see *Regex separators* below).
+        (see *Regex separators* below).  The default is ``b"\\n"``, as in
+        Emilua since 0.7; HTTP, SMTP and other CRLF protocols want
+        ``b"\\r\\n"``.
       max_record_size: the longest record, **counting its terminator**,
-        that Scanner buffers (Emilua's and Go's rule): with the default,
-        a line of 65534 bytes plus ``b"\\r\\n"`` fits, one of 65535 does
-        not.  The final record at the end of the stream has no terminator.
+        that Scanner buffers (Emilua's and Go's rule): with the default
+        limit and a ``b"\\r\\n"`` separator, a line of 65534 bytes plus
+        ``b"\\r\\n"`` fits, one of 65535 does not.  The final record at the end of the stream has no terminator.
         An ``int`` in 1..``sys.maxsize``.
       trim_record: ``False``; ``True`` to strip AWK's whitespace
         (``b" \\f\\n\\r\\t\\v"``) from both ends of every record; or a
@@ -290,6 +292,17 @@ class Scanner(Generic[_R]):
 
     Only one task may call :meth:`get_line` at a time (a second one gets
     :class:`trio.BusyResourceError`): the records would otherwise be torn.
+
+    **Changing strategies.**  As in Emilua, the parsing options are also
+    attributes (:attr:`record_separator`, :attr:`field_separator`,
+    :attr:`field_pattern`, :attr:`trim_record`, :attr:`max_record_size`,
+    :attr:`buffer_size_hint`, :attr:`max_separator_size`) that a program may
+    change between :meth:`get_line` calls, and :meth:`buffer` and
+    :meth:`set_buffer` hand the unread bytes to another reader and back:
+    read a header line by line, its body with
+    :func:`~trio_emtcp.stream.read_all` starting with :meth:`buffer`, and
+    give what came after the body back with :meth:`set_buffer`
+    (``examples/combining_strategies.py``).
     """
 
     __slots__ = (
@@ -449,7 +462,7 @@ class Scanner(Generic[_R]):
 
     @property
     def record_separator(self) -> bytes | re.Pattern[bytes]:
-        """What ends a record: ``bytes`` or a compiled bytes regex.
+        """What ends a record, ``bytes`` or a compiled bytes regex.
 
         Assigning it restarts the separator search at the first unread
         byte.
