@@ -602,7 +602,8 @@ ROWS = [
         "get_address_info-str-flags",
         lambda c: ip.tcp.get_address_info("127.0.0.1", 80, _any("passive")),
         TypeError,
-        r"^flags: expected an int, an ip\.AddressInfoFlag or None, got str$",
+        r"^flags: expected an iterable of flag names, an int, an ip\.AddressInfoFlag "
+        r"or None, got str$",
     ),
     Row(
         "get_address_info-name-with-numeric_host",

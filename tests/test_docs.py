@@ -25,7 +25,7 @@ MODULES = [
     trio_emtcp.anyio,
 ]
 _DIRECTIVE = re.compile(
-    r"^\.\. (?:auto)?(?:class|function|exception|data|decorator)::\s+(\S+)", re.M
+    r"^\.\. (?:auto)?(?:class|function|exception|data|decorator)::\s+([^\s(]+)", re.M
 )
 _MODULE = re.compile(r"^\.\. (?:auto)?module::\s+(\S+)", re.M)
 
@@ -67,7 +67,13 @@ _ARGS = re.compile(r"^(?:Args|Attributes):\n(.*?)(?:^\S|\Z)", re.M | re.S)
 _ARG = re.compile(r"^ {2,4}(\w+)(?: \([^)]*\))?:", re.M)
 # Constructors that are not the library's to document: the enums' and the
 # protocols' (typing's), which users never call with arguments.
-_NOT_OURS = {"MessageFlag", "AddressInfoFlag", "ReadStream", "WriteStream"}
+_NOT_OURS = {
+    "MessageFlag",
+    "AddressInfoFlag",
+    "NameInfoFlag",
+    "ReadStream",
+    "WriteStream",
+}
 
 
 def _callables() -> Iterator[tuple[str, Callable[..., object]]]:

@@ -884,7 +884,7 @@ async def _path_scanner(tmp_path: Path) -> None:
     async with a, b:
         await stream.write_all(a, b"one\r\ntwo\r\nthree")
         a.shutdown("send")
-        scanner = stream.Scanner(b)
+        scanner = stream.Scanner(b, b"\r\n")
         assert [line async for line in scanner] == [b"one", b"two", b"three"]
 
 

@@ -578,6 +578,31 @@ def _opened(family: Any) -> Socket:
     return sock
 
 
+# SPEC §2 and §10: every socket option's name, with a value it takes.
+SOCKET_OPTIONS: dict[str, tuple[object, ...]] = {
+    "tcp_no_delay": (True,),
+    "send_low_watermark": (1,),  # Linux refuses it: an OSError, not a refusal
+    "send_buffer_size": (8192,),
+    "receive_low_watermark": (1,),
+    "receive_buffer_size": (8192,),
+    "out_of_band_inline": (False,),
+    "linger": (False, 0),
+    "keep_alive": (False,),
+    "do_not_route": (False,),
+    "debug": (False,),  # needs CAP_NET_ADMIN elsewhere: an OSError there
+    "v6_only": (False,),  # an IPv4 socket: an OSError
+    "keep_alive_idle": (30,),
+    "keep_alive_interval": (5,),
+    "keep_alive_count": (3,),
+    "user_timeout": (1.5,),
+}
+
+
+def _a_value_for(name: object) -> tuple[Any, ...]:
+    """A value the option ``name`` takes (``False`` for a name it is not)."""
+    return SOCKET_OPTIONS.get(name, (False,)) if isinstance(name, str) else (False,)
+
+
 _SIZE = int_domain(0, INT_MAX)
 _RECEIVE_FLAGS = flags_domain(_RECEIVE_BITS)
 SITES = [
@@ -603,29 +628,14 @@ SITES = [
     Site(
         "Socket.set_option-name",
         "name",
-        choice_domain("tcp_no_delay", "keep_alive", "debug", "do_not_route"),
-        lambda o, v: o.a.set_option(v, False),
+        choice_domain(*SOCKET_OPTIONS),
+        lambda o, v: o.a.set_option(v, *_a_value_for(v)),
         lambda o: o.a.get_option("keep_alive"),
     ),
     Site(
         "Socket.get_option-name",
         "name",
-        choice_domain(
-            "tcp_no_delay",
-            "send_buffer_size",
-            "receive_buffer_size",
-            "receive_low_watermark",
-            "out_of_band_inline",
-            "linger",
-            "keep_alive",
-            "do_not_route",
-            "debug",
-            "keep_alive_idle",
-            "keep_alive_interval",
-            "keep_alive_count",
-            "user_timeout",
-            "send_low_watermark",
-        ),
+        choice_domain(*SOCKET_OPTIONS),
         lambda o, v: o.a.get_option(v),
     ),
     Site(
@@ -644,8 +654,10 @@ SITES = [
     Site(
         "ip.tcp.listen-port",
         "port",
-        int_domain(0, 65535),
+        # None: "127.0.0.1" is then read as an endpoint, which has no port.
+        lambda v: "value" if v is None else int_domain(0, 65535)(v),
         lambda o, v: o.stack.enter_context(_closing(ip.tcp.listen("127.0.0.1", v))),
+        joined=("host",),
     ),
     Site(
         "Socket.bind-port",

@@ -6,10 +6,8 @@ from __future__ import annotations
 import errno
 import math
 import socket
-import struct
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ import trio
 import trio.testing
 from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 
-import trio_emtcp
 from trio_emtcp import NotFoundError, OperationAborted, _resolve, ip
 from trio_emtcp.ip import Address, AddressInfo, AddressInfoFlag
 from trio_emtcp.ip.tcp import Acceptor, Socket
@@ -340,14 +337,16 @@ async def test_get_address_info_flags_refused_by_resolver() -> None:
             80,
             "passive",
             TypeError,
-            r"^flags: expected an int, an ip\.AddressInfoFlag or None, got str$",
+            r"^flags: expected an iterable of flag names, an int, "
+            r"an ip\.AddressInfoFlag or None, got str$",
         ),
         (
             "localhost",
             80,
             True,
             TypeError,
-            r"^flags: expected an int, an ip\.AddressInfoFlag or None, got bool$",
+            r"^flags: expected an iterable of flag names, an int, "
+            r"an ip\.AddressInfoFlag or None, got bool$",
         ),
         ("localhost", 80, -1, ValueError, r"^flags: must be in 0..2147483647, got -1$"),
         ("", "", None, ValueError, r"^host: host and service cannot both be empty$"),
@@ -1117,120 +1116,6 @@ async def test_dial_bad_arguments() -> None:
         await ip.dial("localhost", 70000)
 
 
-# -- ip.tcp.listen ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1", LOOPBACK, "::1", LOOPBACK_V6])
-async def test_listen_returns_a_listening_acceptor(host: str | Address) -> None:
-    with no_fd_leak():
-        acceptor = ip.tcp.listen(host, 0)
-        async with acceptor:
-            assert isinstance(acceptor, Acceptor)
-            assert acceptor.local_address == Address(host)
-            assert acceptor.local_port != 0
-            assert acceptor.get_option("reuse_address") is True
-            async with Socket() as client:
-                await client.connect(host, acceptor.local_port)
-                async with await acceptor.accept() as server:
-                    assert server.remote_port == client.local_port
-
-
-async def test_listen_accepted_connections_have_tcp_no_delay() -> None:
-    # As trio.serve_tcp (SPEC §7): set on the listener, copied to each.
-    async with ip.tcp.listen(LOOPBACK, 0) as acceptor:
-        assert acceptor.get_option("tcp_no_delay") is True
-        async with Socket() as client:
-            await client.connect(LOOPBACK, acceptor.local_port)
-            assert client.get_option("tcp_no_delay") is False  # built by hand
-            async with await acceptor.accept() as server:
-                assert server.get_option("tcp_no_delay") is True
-
-
-async def test_hand_built_sockets_keep_Emiluas_tcp_no_delay_default() -> None:
-    async with Acceptor() as acceptor:
-        acceptor.open(LOOPBACK)
-        acceptor.bind(LOOPBACK, 0)
-        acceptor.listen()
-        assert acceptor.get_option("tcp_no_delay") is False
-        async with Socket() as client:
-            await client.connect(LOOPBACK, acceptor.local_port)
-            async with await acceptor.accept() as server:
-                assert server.get_option("tcp_no_delay") is False
-                assert client.get_option("tcp_no_delay") is False
-    a, b = await trio_emtcp.socket_pair()
-    async with a, b:
-        assert a.get_option("tcp_no_delay") is False
-        assert b.get_option("tcp_no_delay") is False
-
-
-# The kernel's cap on a listen backlog (net.core.somaxconn).
-SOMAXCONN_SYSCTL = int(Path("/proc/sys/net/core/somaxconn").read_text())
-
-
-def _listen_backlog(acceptor: Acceptor) -> int:
-    """The backlog the kernel took: TCP_INFO's tcpi_sacked on a listener."""
-    info = acceptor.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    backlog: int = struct.unpack_from("I", info, 28)[0]
-    return backlog
-
-
-@pytest.mark.parametrize("backlog", [0, 5, None])
-async def test_listen_backlog(backlog: int | None) -> None:
-    async with (
-        ip.tcp.listen(LOOPBACK, 0, backlog=backlog) as acceptor,
-        await ip.dial(LOOPBACK, acceptor.local_port),
-    ):
-        expected = socket.SOMAXCONN if backlog is None else backlog
-        somaxconn = SOMAXCONN_SYSCTL
-        assert _listen_backlog(acceptor) == min(expected, somaxconn)
-        (await acceptor.accept()).close()
-
-
-async def test_listen_address_in_use_leaks_nothing() -> None:
-    async with ip.tcp.listen(LOOPBACK, 0) as first:
-        with no_fd_leak():
-            with pytest.raises(OSError, match=r"^\[Errno 98\] ") as info:
-                ip.tcp.listen("127.0.0.1", first.local_port)
-            assert info.value.errno == errno.EADDRINUSE
-
-
-@pytest.mark.parametrize(
-    ("host", "port", "backlog", "exc", "pattern"),
-    [
-        (
-            "localhost",
-            0,
-            None,
-            ValueError,
-            r"^host: 'localhost' is not a numeric IP address; ",
-        ),
-        ("", 0, None, ValueError, r"^host: '' is not a numeric IP address; "),
-        (
-            None,
-            0,
-            None,
-            TypeError,
-            r"^host: expected an ip\.Address or a numeric IP string, got NoneType$",
-        ),
-        (
-            LOOPBACK,
-            65536,
-            None,
-            ValueError,
-            r"^port: must be in 0\.\.65535, got 65536$",
-        ),
-        (LOOPBACK, "80", None, TypeError, r"^port: expected an int, got str$"),
-        (LOOPBACK, 0, -1, ValueError, r"^backlog: must be in 0..2147483647, got -1$"),
-        (LOOPBACK, 0, "1", TypeError, r"^backlog: expected an int or None, got str$"),
-    ],
-)
-async def test_listen_bad_arguments_leak_nothing(
-    host: Any, port: Any, backlog: Any, exc: type[Exception], pattern: str
-) -> None:
-    with no_fd_leak(), pytest.raises(exc, match=pattern):
-        ip.tcp.listen(host, port, backlog)
-
-
 async def test_resolve_names_have_public_modules() -> None:
     assert ip.connect.__module__ == "trio_emtcp.ip"
     assert ip.dial.__module__ == "trio_emtcp.ip"
@@ -1243,18 +1128,93 @@ async def test_resolve_names_have_public_modules() -> None:
         assert function.__module__ == "trio_emtcp.ip.tcp"
 
 
-async def test_listen_reuse_port_lets_two_acceptors_share_a_port() -> None:
-    with no_fd_leak():
-        first = ip.tcp.listen(LOOPBACK, 0, reuse_port=True)
-        async with first:
-            assert first.get_option("reuse_port") is True
-            async with ip.tcp.listen(
-                LOOPBACK, first.local_port, reuse_port=True
-            ) as second:
-                assert second.local_port == first.local_port
-            # Without it, the port is taken.
-            with pytest.raises(OSError) as info:
-                ip.tcp.listen(LOOPBACK, first.local_port)
-            assert info.value.errno == errno.EADDRINUSE
-        with pytest.raises(TypeError, match=r"^reuse_port: expected a bool, got int$"):
-            ip.tcp.listen(LOOPBACK, 0, reuse_port=1)  # type: ignore[arg-type]
+# -- Emilua's newest: flags as names, ip.tcp.dial ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "bits"),
+    [
+        ((), 0),
+        ([], 0),
+        (["passive"], socket.AI_PASSIVE),
+        (
+            ("canonical_name", "numeric_host"),
+            socket.AI_CANONNAME | socket.AI_NUMERICHOST,
+        ),
+        (
+            ["address_configured", "v4_mapped", "all_matching"],
+            socket.AI_ADDRCONFIG | socket.AI_V4MAPPED | socket.AI_ALL,
+        ),
+        ({"numeric_service"}, socket.AI_NUMERICSERV),
+    ],
+)
+async def test_get_address_info_takes_flags_as_names(
+    names: Any, bits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real: Any = trio.socket.getaddrinfo
+
+    async def spy(*args: Any, flags: int = 0, **kwargs: Any) -> Any:
+        seen.append(flags)
+        return await real(*args, flags=flags, **kwargs)
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", spy)
+    await ip.tcp.get_address_info("127.0.0.1", 80, names)
+    await ip.tcp.get_address_v4_info("127.0.0.1", 80, names)
+    await ip.tcp.get_address_v6_info("::1", 80, names)
+    # numeric_service comes with the int port, as before.
+    assert seen == [bits | socket.AI_NUMERICSERV] * 3
+
+
+async def test_get_address_info_takes_any_iterable_of_names() -> None:
+    names = (name for name in ["numeric_host", "canonical_name"])
+    entries = await ip.tcp.get_address_info("127.0.0.1", 80, names)
+    assert [e.canonical_name for e in entries] == ["127.0.0.1"]
+
+
+async def test_get_address_info_names_agree_with_the_enum() -> None:
+    for flag in AddressInfoFlag:
+        assert flag.name is not None
+        by_name = await ip.tcp.get_address_info("127.0.0.1", 80, [flag.name])
+        by_value = await ip.tcp.get_address_info("127.0.0.1", 80, flag)
+        assert by_name == by_value
+
+
+async def test_get_address_info_canonical_name_by_name() -> None:
+    entries = await ip.tcp.get_address_info("localhost", 80, ["canonical_name"])
+    assert entries
+    assert all(isinstance(e.canonical_name, str) and e.canonical_name for e in entries)
+    assert len({e.canonical_name for e in entries}) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "exc", "message"),
+    [
+        (
+            ["passive", "bogus"],
+            ValueError,
+            r"^flags: unknown flag 'bogus'; known flags: address_configured, "
+            r"all_matching, canonical_name, numeric_host, numeric_service, "
+            r"passive, v4_mapped$",
+        ),
+        ("passive", TypeError, r"^flags: expected an iterable of flag names, "),
+        ([1], TypeError, r"^flags: expected flag names \(str\), got int$"),
+        (b"x", TypeError, r"^flags: expected an iterable of flag names, "),
+    ],
+)
+async def test_get_address_info_refuses_bad_flag_names(
+    flags: Any, exc: type[Exception], message: str
+) -> None:
+    with assert_checkpoints(), pytest.raises(exc, match=message):
+        await ip.tcp.get_address_info("127.0.0.1", 80, flags)
+
+
+async def test_tcp_dial_is_ip_dial() -> None:
+    assert ip.tcp.dial is ip.dial
+    async with (
+        ip.tcp.listen(LOOPBACK, 0) as acceptor,
+        await ip.tcp.dial(LOOPBACK, acceptor.local_port) as sock,
+    ):
+        assert sock.remote_port == acceptor.local_port
+        assert sock.get_option("tcp_no_delay") is True
+        (await acceptor.accept()).close()

@@ -6,12 +6,13 @@ The forms are Emilua's: ``1.2.3.4:80`` and ``[fe80::1%lo]:80``.
 from __future__ import annotations
 
 import re
+import socket as _stdlib_socket
 from typing import Final
 
 from ._address import Address, address_arg
-from ._args import MAX_PORT, port_arg, type_name
+from ._args import MAX_PORT, port_arg, service_arg, type_name
 
-__all__ = ["toendpoint", "tostring"]
+__all__ = ["listen_endpoint", "toendpoint", "tostring"]
 
 # Emilua reads the port with std::from_chars after refusing a leading zero:
 # plain ASCII digits, no sign, no blanks, no "0x", and none of the
@@ -111,3 +112,76 @@ def toendpoint(text: str) -> tuple[Address, int]:
             f"text: an IPv6 address must be in brackets, as in '[::1]:80', got {text!r}"
         )
     return address_arg(host, "text"), port
+
+
+def listen_endpoint(text: str, name: str) -> tuple[Address, int]:
+    """Emilua's ``ip.tcp.listen`` endpoint string: ``(address, port)``.
+
+    ``host:port`` as :func:`toendpoint` reads it (an IPv4 literal, or an
+    IPv6 literal in brackets), and also: the host ``localhost`` (IPv4
+    loopback, as RFC 6761 lets a program decide without a resolver), an
+    empty port (0: an ephemeral one), and a service name from the local
+    services database (``"localhost:http"``).
+
+    Raises:
+      ValueError: no ``:``, an empty or bracketed-but-not-IPv6 host, a host
+        name other than ``localhost`` (resolve it first), a port out of
+        range or written with a sign or blanks, or a service name the
+        services database does not know.
+    """
+    host, colon, port_text = text.rpartition(":")
+    if text.startswith("[") and "]" in port_text:
+        raise ValueError(f"{name}: expected ':port' after ']', got {text!r}")
+    if not colon:
+        raise ValueError(
+            f"{name}: expected an endpoint 'host:port' (or a port argument), "
+            f"got {text!r}"
+        )
+    port = _listen_port(port_text, text, name)
+    if host == "localhost":
+        return Address.loopback_v4(), port
+    if not host:
+        raise ValueError(
+            f"{name}: expected a host before ':', got {text!r}; "
+            "use '0.0.0.0' or '[::]' for every interface"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        address = address_arg(host[1:-1], name)
+        if address.is_v4:
+            raise ValueError(f"{name}: only an IPv6 address may be in brackets")
+        return address, port
+    if "[" in host or "]" in host:
+        raise ValueError(f"{name}: unbalanced brackets in {text!r}")
+    if ":" in host:
+        raise ValueError(
+            f"{name}: an IPv6 address must be in brackets, as in '[::1]:80', "
+            f"got {text!r}"
+        )
+    try:
+        return address_arg(host, name), port
+    except ValueError:
+        raise ValueError(
+            f"{name}: {host!r} is not a numeric IP address or 'localhost'; "
+            "resolve host names first with ip.tcp.get_address_info()"
+        ) from None
+
+
+def _listen_port(text: str, endpoint: str, name: str) -> int:
+    """An endpoint's port: digits, empty (0) or a TCP service name."""
+    if not text:
+        return 0
+    try:
+        service = service_arg(text, name)
+    except ValueError:
+        raise ValueError(
+            f"{name}: the port must be digits (0..{MAX_PORT}) or a service "
+            f"name, got {text!r} in {endpoint!r}"
+        ) from None
+    if isinstance(service, int):
+        return service
+    try:
+        return _stdlib_socket.getservbyname(service, "tcp")
+    except OSError:
+        raise ValueError(
+            f"{name}: unknown TCP service {service!r} in {endpoint!r}"
+        ) from None

@@ -5,9 +5,16 @@ from __future__ import annotations
 import enum
 import socket
 
-from ._args import flag_bits_arg, flag_names_arg
+from ._args import flag_bits_arg, flag_names_arg, int_arg, is_int
 
-__all__ = ["AddressInfoFlag", "MessageFlag", "message_flags_arg"]
+__all__ = [
+    "AddressInfoFlag",
+    "MessageFlag",
+    "NameInfoFlag",
+    "address_info_flags_arg",
+    "message_flags_arg",
+    "name_info_flags_arg",
+]
 
 
 class MessageFlag(enum.IntFlag):
@@ -27,7 +34,11 @@ class MessageFlag(enum.IntFlag):
 
 class AddressInfoFlag(enum.IntFlag):
     """Flags for :func:`trio_emtcp.ip.tcp.get_address_info`
-    (Emilua's ``ip.address_info_flag``), the platform's ``AI_*`` values."""
+    (Emilua's ``ip.address_info_flag``), the platform's ``AI_*`` values.
+
+    The lower-case names are the strings accepted in a flags list
+    (``["canonical_name", "passive"]``), as Emilua takes them.
+    """
 
     passive = socket.AI_PASSIVE
     canonical_name = socket.AI_CANONNAME
@@ -36,6 +47,25 @@ class AddressInfoFlag(enum.IntFlag):
     v4_mapped = socket.AI_V4MAPPED
     all_matching = socket.AI_ALL
     address_configured = socket.AI_ADDRCONFIG
+
+
+class NameInfoFlag(enum.IntFlag):
+    """Flags for :func:`trio_emtcp.ip.tcp.get_name_info`, the platform's
+    ``NI_*`` values; the lower-case names are the strings accepted in a
+    flags list.
+    """
+
+    #: Fail (``EAI_NONAME``) rather than give the address as text when it has
+    #: no name.
+    name_required = socket.NI_NAMEREQD
+    #: The address as text, without a lookup.
+    numeric_host = socket.NI_NUMERICHOST
+    #: The port as digits, without a services-database lookup.
+    numeric_service = socket.NI_NUMERICSERV
+    #: Only the host part of a local host's name.
+    not_fully_qualified = socket.NI_NOFQDN
+    #: The service name of the port for UDP rather than TCP.
+    datagram = socket.NI_DGRAM
 
 
 _MESSAGE_FLAG_NAMES = {flag.name: int(flag) for flag in MessageFlag if flag.name}
@@ -89,4 +119,42 @@ def message_flags_arg(flags: object, operation: str, name: str = "flags") -> int
     )
     return flag_bits_arg(
         bits, name, _ACCEPTED[operation], call=f"{operation}()", bit_names=_MSG_NAMES
+    )
+
+
+_ADDRESS_INFO_FLAG_NAMES = {
+    flag.name: int(flag) for flag in AddressInfoFlag if flag.name
+}
+_NAME_INFO_FLAG_NAMES = {flag.name: int(flag) for flag in NameInfoFlag if flag.name}
+
+
+def address_info_flags_arg(flags: object, name: str = "flags") -> int:
+    """``get_address_info``'s flags (names, an ``int`` or an ``AddressInfoFlag``).
+
+    An ``int`` is a C ``int`` for the resolver, which refuses bits it does
+    not know itself.
+
+    Raises:
+      TypeError: neither an ``int`` nor an iterable of ``str``.
+      ValueError: an unknown name, or an ``int`` outside 0..2**31 - 1.
+    """
+    if is_int(flags):
+        return int_arg(flags, name)
+    return flag_names_arg(
+        flags, name, _ADDRESS_INFO_FLAG_NAMES, "an int, an ip.AddressInfoFlag or None"
+    )
+
+
+def name_info_flags_arg(flags: object, name: str = "flags") -> int:
+    """``get_name_info``'s flags (names, an ``int`` or a ``NameInfoFlag``).
+
+    Raises:
+      TypeError: neither an ``int`` nor an iterable of ``str``.
+      ValueError: an unknown name, or a bit that is no ``NameInfoFlag``.
+    """
+    bits = flag_names_arg(
+        flags, name, _NAME_INFO_FLAG_NAMES, "an int or an ip.NameInfoFlag"
+    )
+    return flag_bits_arg(
+        bits, name, _NAME_INFO_FLAG_NAMES, call="get_name_info()", bit_names={}
     )

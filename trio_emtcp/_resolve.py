@@ -1,6 +1,6 @@
 """Name resolution and connecting by name: ``ip.tcp.get_address_info`` (and
-its ``_v4_``/``_v6_`` variants), ``ip.connect``, and, beyond Emilua,
-``ip.dial`` (happy eyeballs) and ``ip.tcp.listen``.
+its ``_v4_``/``_v6_`` variants), ``ip.connect``, and ``ip.dial`` (Emilua's
+``ip.tcp.dial``, with happy eyeballs).
 
 Lookups go through :func:`trio.socket.getaddrinfo`: numeric hosts are
 answered at once, real names in a worker thread that a Trio cancellation
@@ -20,11 +20,8 @@ from typing import Final, final
 
 import trio
 
-from ._acceptor import Acceptor
 from ._address import Address, address_arg
 from ._args import (
-    bool_arg,
-    int_arg,
     no_nul,
     number_arg,
     port_arg,
@@ -34,6 +31,7 @@ from ._args import (
 from ._driver import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 from ._endpoint import tostring
 from ._errors import NotFoundError
+from ._flags import address_info_flags_arg
 from ._socket import Socket
 
 if sys.version_info >= (3, 11):
@@ -51,7 +49,6 @@ __all__ = [
     "get_address_info",
     "get_address_v4_info",
     "get_address_v6_info",
-    "listen",
 ]
 
 _AF_INET: Final = _stdlib_socket.AF_INET
@@ -111,7 +108,7 @@ class AddressInfo:
 def _flags_arg(flags: object, default: int) -> int:
     if flags is None:
         return default
-    return int_arg(flags, "flags", expected="an int, an ip.AddressInfoFlag or None")
+    return address_info_flags_arg(flags)
 
 
 def _host_arg(host: object) -> tuple[str | None, int]:
@@ -216,7 +213,9 @@ async def _get_address_info(
 
 
 async def get_address_info(
-    host: str | Address, service: str | int, flags: int | None = None
+    host: str | Address,
+    service: str | int,
+    flags: int | Iterable[str] | None = None,
 ) -> list[AddressInfo]:
     """Resolve a host and a service to TCP endpoints, IPv4 and IPv6.
 
@@ -258,7 +257,9 @@ async def get_address_info(
 
 
 async def get_address_v4_info(
-    host: str | Address, service: str | int, flags: int | None = None
+    host: str | Address,
+    service: str | int,
+    flags: int | Iterable[str] | None = None,
 ) -> list[AddressInfo]:
     """:func:`get_address_info` restricted to IPv4 (``AF_INET``).
 
@@ -276,7 +277,9 @@ async def get_address_v4_info(
 
 
 async def get_address_v6_info(
-    host: str | Address, service: str | int, flags: int | None = None
+    host: str | Address,
+    service: str | int,
+    flags: int | Iterable[str] | None = None,
 ) -> list[AddressInfo]:
     """:func:`get_address_info` restricted to IPv6 (``AF_INET6``).
 
@@ -615,63 +618,3 @@ async def dial(
         error, last_error = race.error(host, service)
         raise error from last_error
     return race.winner
-
-
-# -- ip.tcp.listen --------------------------------------------------------------
-
-
-def listen(
-    host: str | Address,
-    port: int,
-    backlog: int | None = None,
-    *,
-    reuse_port: bool = False,
-) -> Acceptor:
-    """Open an acceptor bound to ``host``:``port`` and listening.
-
-    Beyond Emilua.  The acceptor is opened with the address's family, gets
-    ``reuse_address`` (so that a restarted server can bind while old
-    connections linger in ``TIME_WAIT``) and ``tcp_no_delay`` (so that
-    every connection it accepts has it on, as with
-    :func:`trio.serve_tcp`; see :func:`~trio_emtcp.ip.dial` for why), is
-    bound, then listens.  The operating system's defaults apply otherwise
-    (on Linux ``::`` also accepts IPv4 unless ``v6_only`` is set).
-
-    Args:
-      host: an :class:`~trio_emtcp.ip.Address` or a numeric IP literal;
-        resolve names first.
-      port: 0 to 65535; 0 picks an ephemeral port (read it back from
-        ``local_port``).
-      backlog: as :meth:`Acceptor.listen <trio_emtcp.ip.tcp.Acceptor.listen>`.
-      reuse_port: also set ``reuse_port`` (``SO_REUSEPORT``), so that
-        several processes can listen on the same port, each with its own
-        acceptor, and the kernel spreads the connections over them.
-
-    Returns:
-      A new listening :class:`~trio_emtcp.ip.tcp.Acceptor`, owned by the
-      caller.
-
-    Raises:
-      TypeError: an argument has the wrong type.
-      ValueError: ``host`` is not a numeric address, ``port`` is out of
-        range, ``backlog`` is out of its range, or ``reuse_port`` is asked for on
-        a platform without it.
-      OSError: the system refused (``EADDRINUSE``, ``EADDRNOTAVAIL``,
-        ``EMFILE``...); nothing is left open.
-    """
-    address = address_arg(host, "host")
-    port = port_arg(port)
-    reuse_port = bool_arg(reuse_port, "reuse_port")
-    acceptor = Acceptor()
-    try:
-        acceptor.open(address)
-        acceptor.set_option("reuse_address", True)
-        acceptor.set_option("tcp_no_delay", True)
-        if reuse_port:
-            acceptor.set_option("reuse_port", True)
-        acceptor.bind(address, port)
-        acceptor.listen(backlog)
-    except BaseException:
-        acceptor.close()
-        raise
-    return acceptor

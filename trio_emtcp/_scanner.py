@@ -222,8 +222,9 @@ class Scanner(Generic[_R]):
       max_record_size: the longest record, **counting its terminator**,
         that Scanner buffers (Emilua's and Go's rule): with the default
         limit and a ``b"\\r\\n"`` separator, a line of 65534 bytes plus
-        ``b"\\r\\n"`` fits, one of 65535 does not.  The final record at the end of the stream has no terminator.
-        An ``int`` in 1..``sys.maxsize``.
+        ``b"\\r\\n"`` fits, one of 65535 does not.  The final record at
+        the end of the stream has no terminator.  An ``int`` in
+        1..``sys.maxsize``.
       trim_record: ``False``; ``True`` to strip AWK's whitespace
         (``b" \\f\\n\\r\\t\\v"``) from both ends of every record; or a
         bytes-like object of the characters to strip.

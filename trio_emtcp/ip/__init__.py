@@ -5,6 +5,9 @@ from .._endpoint import toendpoint as toendpoint
 from .._endpoint import tostring as tostring
 from .._flags import AddressInfoFlag as AddressInfoFlag
 from .._flags import MessageFlag as MessageFlag
+from .._flags import NameInfoFlag as NameInfoFlag
+from .._names import NameInfo as NameInfo
+from .._names import host_name as host_name
 from .._resolve import AddressInfo as AddressInfo
 from .._resolve import connect as connect
 from .._resolve import dial as dial
