@@ -684,6 +684,173 @@ async def test_Acceptor_accept_close_cycles_leak_nothing() -> None:
         assert open_fds() == before
 
 
+# -- wait -----------------------------------------------------------------------
+
+
+async def test_Acceptor_wait_read_returns_when_a_connection_is_pending() -> None:
+    async with _listening() as acceptor:
+        woke: list[bool] = []
+
+        async def waiter() -> None:
+            await acceptor.wait("read")
+            woke.append(True)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await wait_all_tasks_blocked()
+            assert woke == []
+            client = await _connect(acceptor)
+        assert woke == [True]
+        # The wait consumed nothing: the connection is still there to accept,
+        # and a second wait returns at once (after a checkpoint).
+        with assert_checkpoints():
+            await acceptor.wait("read")
+        async with client, await acceptor.accept() as server:
+            assert server.remote_port == client.local_port
+
+
+async def test_Acceptor_wait_read_waiters_queue_fifo() -> None:
+    async with _listening() as acceptor:
+        order: list[int] = []
+
+        async def waiter(n: int) -> None:
+            await acceptor.wait("read")
+            order.append(n)
+
+        async with trio.open_nursery() as nursery:
+            for n in range(3):
+                nursery.start_soon(waiter, n)
+                await wait_all_tasks_blocked()
+            client = await _connect(acceptor)
+        assert order == [0, 1, 2]
+        await client.aclose()
+
+
+@pytest.mark.parametrize("kind", ["write", "error"])
+async def test_Acceptor_wait_write_and_error_block_on_a_listening_acceptor(
+    kind: str,
+) -> None:
+    # A listening socket is never writable and has no exceptional condition:
+    # not even a pending connection ends the wait.
+    async with _listening() as acceptor, await _connect(acceptor) as client:
+        woke: list[bool] = []
+
+        async def waiter() -> None:
+            await acceptor.wait(kind)  # type: ignore[arg-type]
+            woke.append(True)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        assert woke == []
+        async with await acceptor.accept() as server:
+            assert server.remote_port == client.local_port
+
+
+@pytest.mark.parametrize("kind", ["write", "error"])
+async def test_Acceptor_wait_write_and_error_on_an_unbound_acceptor(kind: str) -> None:
+    # Open but neither listening nor connected: the kernel reports it
+    # writable and hung up at once.
+    acceptor = Acceptor()
+    acceptor.open("v4")
+    with assert_checkpoints():
+        await acceptor.wait(kind)  # type: ignore[arg-type]
+    acceptor.close()
+
+
+@pytest.mark.parametrize("how", list(ABORTS))
+@pytest.mark.parametrize("kind", ["read", "write", "error"])
+async def test_Acceptor_wait_aborted_from_another_task(how: str, kind: str) -> None:
+    with no_fd_leak():
+        acceptor = _listening()
+        outcome: list[BaseException] = []
+
+        async def waiter() -> None:
+            try:
+                await acceptor.wait(kind)  # type: ignore[arg-type]
+            except BaseException as exc:
+                outcome.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await wait_all_tasks_blocked()
+            assert outcome == []
+            ABORTS[how](acceptor)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], OperationAborted)
+        assert outcome[0].errno == errno.ECANCELED
+        if how == "cancel":
+            # Still listening: a connection queued now is accepted.
+            async with await _connect(acceptor), await acceptor.accept():
+                pass
+        acceptor.close()
+
+
+@pytest.mark.parametrize("kind", ["read", "write", "error"])
+async def test_Acceptor_wait_outer_cancel_is_trio_cancelled(kind: str) -> None:
+    with no_fd_leak():
+        async with _listening() as acceptor:
+            with trio.CancelScope() as scope:
+
+                async def cancel_soon() -> None:
+                    await wait_all_tasks_blocked()
+                    scope.cancel()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(cancel_soon)
+                    await acceptor.wait(kind)  # type: ignore[arg-type]
+            assert scope.cancelled_caught
+            # Nothing was left queued: the next wait and accept work.
+            async with await _connect(acceptor) as client:
+                await acceptor.wait("read")
+                async with await acceptor.accept() as server:
+                    assert server.remote_port == client.local_port
+
+
+@pytest.mark.parametrize("kind", ["read", "write", "error"])
+async def test_Acceptor_wait_cancelled_before_start(kind: str) -> None:
+    async with _listening() as acceptor, await _connect(acceptor):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await acceptor.wait(kind)  # type: ignore[arg-type]
+        assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("kind", ["read", "write", "error"])
+@pytest.mark.parametrize("state", ["new", "closed"])
+async def test_Acceptor_wait_on_closed_is_ebadf_after_checkpoint(
+    kind: str, state: str
+) -> None:
+    acceptor = Acceptor()
+    if state == "closed":
+        acceptor.open("v4")
+        acceptor.close()
+    with (
+        assert_checkpoints(),
+        pytest.raises(OSError, match=r"^\[Errno 9\] ") as info,
+    ):
+        await acceptor.wait(kind)  # type: ignore[arg-type]
+    assert info.value.errno == errno.EBADF
+
+
+@pytest.mark.parametrize(
+    ("kind", "exc", "message"),
+    [
+        ("x", ValueError, r"^kind: expected one of 'read', 'write', 'error', got 'x'$"),
+        ("READ", ValueError, r"^kind: expected one of .*, got 'READ'$"),
+        (b"read", TypeError, r"^kind: expected a str, got bytes$"),
+        (None, TypeError, r"^kind: expected a str, got NoneType$"),
+    ],
+)
+async def test_Acceptor_wait_bad_kind_after_checkpoint(
+    kind: object, exc: type[Exception], message: str
+) -> None:
+    async with _listening() as acceptor:
+        with assert_checkpoints(), pytest.raises(exc, match=message):
+            await acceptor.wait(kind)  # type: ignore[arg-type]
+
+
 # -- options --------------------------------------------------------------------
 
 OPTIONS: list[tuple[str, Any]] = [

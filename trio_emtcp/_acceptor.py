@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket as _stdlib_socket
-from typing import final
+from typing import Literal, final
 
 from . import _options
 from ._args import int_arg
@@ -146,6 +146,31 @@ class Acceptor(SocketBase, TrioListenerMixin):
         value = _options.get_option(sock, opt)
         assert not isinstance(value, tuple)  # linger is not an acceptor option
         return value
+
+    async def wait(self, kind: Literal["read", "write", "error"]) -> None:
+        """Wait until the acceptor is readable, writable, or has an error.
+
+        Emilua's ``acceptor:wait()``.  ``"read"``: a connection is ready to
+        :meth:`accept`.  A listening socket never becomes writable and has no
+        exceptional condition to report, so a ``"write"`` or ``"error"`` wait
+        on one ends only by :meth:`close`/:meth:`cancel`
+        (:class:`~trio_emtcp.OperationAborted`) or the task's own
+        cancellation.  (On an acceptor that is open but not listening the
+        kernel reports both at once.)  Queued waiters are served FIFO, as
+        :meth:`accept` is.
+
+        Args:
+          kind: ``"read"``, ``"write"`` or ``"error"``.
+
+        Raises:
+          TypeError: ``kind`` is not a ``str``.
+          ValueError: ``kind`` is another string.
+          OperationAborted: ``close()``/``cancel()``/``release()`` from
+            another task.
+          OSError: ``EBADF`` if closed; ``EMFILE`` when no descriptor is
+            left for the epoll of an ``"error"`` wait.
+        """
+        await self._wait(kind)
 
     async def accept(self) -> Socket:
         """Wait for a connection and return it as an open, connected Socket.

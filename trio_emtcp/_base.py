@@ -8,9 +8,17 @@ from typing import TypeVar
 
 import trio
 
+from . import _urgent
 from ._address import Address, address_arg, family_arg
-from ._args import int_arg, port_arg
-from ._driver import Driver, checkpoint
+from ._args import choice, int_arg, port_arg
+from ._driver import (
+    Driver,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+    wait_readable,
+    wait_writable,
+)
 from ._endpoint import tostring
 from ._errors import AlreadyOpenError
 
@@ -31,6 +39,24 @@ class SocketBase(Driver):
         # The trio wrapper belongs to the descriptor being let go.
         self._trio_sock = None
         return super()._detach_sock(releasing=releasing)
+
+    async def _wait(self, kind: object) -> None:
+        """``wait(kind)``: readiness for ``"read"``, ``"write"``, ``"error"``.
+
+        The one implementation behind ``Socket.wait`` and ``Acceptor.wait``.
+        """
+        await checkpoint_if_cancelled()
+        try:
+            direction = choice(kind, "kind", {"read": 0, "write": 1, "error": 2})
+        except BaseException:
+            await cancel_shielded_checkpoint()
+            raise
+        if direction == 2:
+            await _urgent.wait_error(self)
+        elif direction == 0:
+            await self._blocked(self._readers, wait_readable, None, (), wait_first=True)
+        else:
+            await self._blocked(self._writers, wait_writable, None, (), wait_first=True)
 
     def open(self, family: str | Address) -> None:
         """Create the descriptor.

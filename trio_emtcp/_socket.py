@@ -540,18 +540,7 @@ class Socket(SocketBase, TrioStreamMixin):
           OSError: ``EBADF`` if closed; ``EMFILE`` when no descriptor is left
             for the epoll of an ``"error"`` wait.
         """
-        await checkpoint_if_cancelled()
-        try:
-            waiters = choice(kind, "kind", {"read": 0, "write": 1, "error": 2})
-        except BaseException:
-            await cancel_shielded_checkpoint()
-            raise
-        if waiters == 2:
-            await _urgent.wait_error(self)
-        elif waiters == 0:
-            await self._blocked(self._readers, wait_readable, None, (), wait_first=True)
-        else:
-            await self._blocked(self._writers, wait_writable, None, (), wait_first=True)
+        await self._wait(kind)
 
     # -- the one read and the one write ------------------------------------
     # read_some/receive and write_some/send share these; the fast path is

@@ -44,6 +44,7 @@ import trio
 
 from ._args import nbytes, read_buffer_error
 from ._driver import (
+    Driver,
     Waiters,
     cancel_shielded_checkpoint,
     checkpoint_if_cancelled,
@@ -208,7 +209,7 @@ def _poll_now(fd: int, events: int) -> int:
 # -- wait("error") ------------------------------------------------------------
 
 
-async def wait_error(sock: Socket) -> None:
+async def wait_error(sock: Driver) -> None:
     """Wait until ``sock`` has an exceptional condition.
 
     That is: urgent data is pending (``POLLPRI``; with
