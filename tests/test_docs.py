@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
 import re
 import types
@@ -117,3 +119,192 @@ def test_reference_says_what_every_parameter_accepts() -> None:
         name: gaps for name, func in _callables() if (gaps := _undocumented(func))
     }
     assert not missing, f"parameters without an Args entry: {missing}"
+
+
+# -- hand-written signatures match the code ---------------------------------------
+
+_EXPLICIT = re.compile(
+    r"^\.\. (?:autoclass|function|autofunction)::\s+(\w+)\s*(\(.*\))\s*$", re.M
+)
+
+
+def _explicit_signatures() -> Iterator[tuple[str, str, str]]:
+    for page in sorted(REFERENCE.glob("*.rst")):
+        text = page.read_text()
+        module = _MODULE.search(text)
+        assert module is not None
+        for match in _EXPLICIT.finditer(text):
+            if match.group(2) != "()":  # "()" only hides a constructor
+                yield module.group(1), match.group(1), match.group(2)
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "written"),
+    list(_explicit_signatures()),
+    ids=lambda v: v if "(" not in v else "",
+)
+def test_reference_signatures_written_by_hand_match_the_code(
+    module: str, name: str, written: str
+) -> None:
+    # A signature given in the .rst (to hide a private type) is not checked
+    # by Sphinx: the parameter names, kinds and defaults must be the code's.
+    obj = getattr(importlib.import_module(module), name)
+    actual = inspect.signature(obj)
+    tree = ast.parse(f"def f{written}: pass")
+    func = tree.body[0]
+    assert isinstance(func, ast.FunctionDef)
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: dict[str, object] = {}
+    for arg, default in zip(
+        positional[len(positional) - len(args.defaults) :], args.defaults, strict=True
+    ):
+        defaults[arg.arg] = ast.literal_eval(default)
+    for arg, kwdefault in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        if kwdefault is not None:
+            defaults[arg.arg] = ast.literal_eval(kwdefault)
+    names = [a.arg for a in positional] + [a.arg for a in args.kwonlyargs]
+    assert names == list(actual.parameters)
+    for parameter in actual.parameters.values():
+        if type(parameter.default) is object:
+            continue  # a private sentinel: the page shows what it stands for
+        if parameter.default is inspect.Parameter.empty:
+            assert parameter.name not in defaults, parameter.name
+        else:
+            assert defaults.get(parameter.name) == parameter.default, parameter.name
+    kinds = {
+        **{a.arg: inspect.Parameter.POSITIONAL_ONLY for a in args.posonlyargs},
+        **{a.arg: inspect.Parameter.POSITIONAL_OR_KEYWORD for a in args.args},
+        **{a.arg: inspect.Parameter.KEYWORD_ONLY for a in args.kwonlyargs},
+    }
+    assert {n: p.kind for n, p in actual.parameters.items()} == kinds
+
+
+# -- "Coming from Emilua" maps every member of Emilua's newest API -----------------
+
+EMILUA_PAGE = REFERENCE.parent / "emilua.rst"
+
+# Every member of Emilua's newest reference (0.11) for the APIs trio_emtcp
+# ports, by the section of the page that must list it.
+EMILUA_MEMBERS: dict[str, list[str]] = {
+    "``ip.tcp.socket``": [
+        "new", "open", "bind", "close", "cancel", "assign", "release",
+        "io_control", "shutdown", "connect", "disconnect", "read_some",
+        "write_some", "receive", "send", "send_file", "wait", "set_option",
+        "get_option", "do_not_route", "end_of_record", "out_of_band", "peek",
+        "is_open", "local_address", "local_port", "remote_address",
+        "remote_port", "at_mark",
+    ],
+    "``ip.tcp.acceptor``": [
+        "new", "open", "set_option", "get_option", "bind", "listen", "accept",
+        "wait", "close", "cancel", "assign", "release", "is_open",
+        "local_address", "local_port",
+    ],
+    "``ip.tcp.listen`` and ``ip.tcp.dial``": ["ip.tcp.listen", "ip.tcp.dial"],
+    "``ip``: resolution, names, endpoint strings": [
+        "ip.tcp.get_address_info", "ip.tcp.get_address_v4_info",
+        "ip.tcp.get_address_v6_info", "address_configured", "all_matching",
+        "canonical_name", "passive", "v4_mapped", "ip.tcp.get_name_info",
+        "host_name", "service_name", "ip.host_name", "ip.connect",
+        "ip.tostring", "ip.toendpoint",
+    ],
+    "``ip.address``": [
+        "new", "any_v4", "any_v6", "loopback_v4", "loopback_v6",
+        "broadcast_v4", "to_v6", "to_v4", "is_loopback", "is_multicast",
+        "is_unspecified", "is_v4", "is_v6", "is_link_local", "is_site_local",
+        "is_v4_mapped", "is_multicast_global", "is_multicast_link_local",
+        "is_multicast_node_local", "is_multicast_org_local",
+        "is_multicast_site_local", "scope_id", "tostring",
+    ],
+    "``stream``": [
+        "stream.write_all", "stream.write_at_least", "stream.read_all",
+        "stream.read_at_least",
+    ],
+    "``stream.scanner``": [
+        "stream.scanner.new", "stream", "record_separator", "field_separator",
+        "field_pattern", "trim_record", "buffer_size_hint", "max_record_size",
+        "with_awk_defaults", "get_line", "buffered_line", "remove_line",
+        "buffer", "set_buffer", "record_terminator", "record_number",
+    ],
+}  # fmt: skip
+
+_ROLE = re.compile(
+    r":(?:meth|attr|func|class|exc|data|mod):`(?:[^`<]*<)?~?(trio_emtcp[\w.]*)>?`"
+)
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The page's sections by title (titles underlined with ``-``)."""
+    lines = text.splitlines()
+    starts = [
+        i
+        for i in range(len(lines) - 1)
+        if lines[i]
+        and set(lines[i + 1]) == {"-"}
+        and len(lines[i + 1]) >= len(lines[i])
+    ]
+    return {
+        lines[i]: "\n".join(lines[i + 2 : end])
+        for i, end in zip(starts, [*starts[1:], len(lines)], strict=True)
+    }
+
+
+def _rows(section: str) -> list[tuple[str, str]]:
+    """``(Emilua cell, trio_emtcp cell)`` of each row of the mapping tables.
+
+    Those are the list-tables whose first column is headed "Emilua" (not the
+    table of socket options).
+    """
+    rows = []
+    for table in section.split(".. list-table::")[1:]:
+        # The text before the first row, the header row, then the rows.
+        _, header, *body = re.split(r"^   \* - ", table, flags=re.M)
+        if header.split("\n", 1)[0].strip() != "Emilua":
+            continue
+        for row in body:
+            emilua, ours, *_ = [*re.split(r"^     - ", row, flags=re.M), ""]
+            rows.append((emilua, ours))
+    return rows
+
+
+def _resolve(dotted: str) -> object:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            obj = getattr(obj, attribute)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_emilua_page_lists_every_member_of_emilua_newest_api() -> None:
+    sections = _sections(EMILUA_PAGE.read_text())
+    for title, members in EMILUA_MEMBERS.items():
+        assert title in sections, f"no section {title}"
+        emilua_cells = " ".join(cell for cell, _ in _rows(sections[title]))
+        literals = " ".join(re.findall(r"``(.+?)``", emilua_cells, flags=re.S))
+        for member in members:
+            assert re.search(rf"(?<!\w){re.escape(member)}\b", literals), (
+                f"{title}: Emilua's {member!r} is not listed"
+            )
+
+
+def test_emilua_page_names_a_trio_emtcp_object_in_every_row() -> None:
+    sections = _sections(EMILUA_PAGE.read_text())
+    for title in EMILUA_MEMBERS:
+        for emilua, ours in _rows(sections[title]):
+            # A few rows map to Python itself or say what is left out.
+            if _ROLE.search(ours) is None:
+                assert re.search(
+                    r"not provided|not an attribute|``str\(addr\)``|``==``", ours
+                ), f"{title}: the row for {emilua.split()[0]} links to nothing"
+
+
+def test_emilua_page_every_trio_emtcp_name_exists() -> None:
+    targets = _ROLE.findall(EMILUA_PAGE.read_text())
+    assert len(targets) > 100
+    for target in targets:
+        _resolve(target)  # AttributeError/ImportError name the culprit

@@ -236,9 +236,13 @@ async def get_address_info(
         or a name from the local services database (``"http"``; no NUL);
         ``""`` for none.  The resolver never reads a port from text
         itself, so it cannot wrap one (``"+65616"`` would be port 80).
-      flags: :class:`~trio_emtcp.ip.AddressInfoFlag` values (or an ``int``
-        in 0..2**31 - 1; the resolver refuses bits it does not know);
-        ``None`` for glibc's defaults, ``address_configured | v4_mapped``.
+      flags: an iterable of flag names, as Emilua takes them
+        (``["canonical_name", "v4_mapped"]``; the names of
+        :class:`~trio_emtcp.ip.AddressInfoFlag`), or
+        :class:`~trio_emtcp.ip.AddressInfoFlag` values (or an ``int`` in
+        0..2**31 - 1; the resolver refuses bits it does not know); ``None``
+        for glibc's defaults, ``address_configured | v4_mapped``, as in
+        Emilua; ``()`` for no flag at all.
 
     Returns:
       The entries, each with ``address``, ``port`` and ``canonical_name``
@@ -247,7 +251,8 @@ async def get_address_info(
     Raises:
       TypeError: ``host``, ``service`` or ``flags`` has the wrong type.
       ValueError: ``service`` is out of range or a number written with a
-        sign or blanks, ``flags`` is out of range, ``host`` or ``service``
+        sign or blanks, ``flags`` is out of range or holds an unknown name
+        (the message lists the known ones), ``host`` or ``service``
         has a NUL, both are empty, or ``host`` is not a valid name (IDNA).
       socket.gaierror: the resolver failed; the errno is the ``EAI_*``
         code (``EAI_NONAME`` for an unknown host, ``EAI_SERVICE`` for an
@@ -530,7 +535,9 @@ async def dial(
 ) -> Socket:
     """Resolve ``host`` and ``service`` and connect to one of the results.
 
-    Beyond Emilua (which has ``ip.dial`` only in later versions): the
+    Emilua's ``ip.tcp.dial`` (:func:`trio_emtcp.ip.tcp.dial` is this same
+    function): a host given as an :class:`~trio_emtcp.ip.Address` and a
+    service given as an ``int`` are not looked up.  Beyond Emilua: the
     results of :func:`~trio_emtcp.ip.tcp.get_address_info` (default flags)
     are reordered so that IPv6 and IPv4 take turns, starting with the
     resolver's first choice (RFC 8305 §4), then raced as RFC 8305 §5 says:
