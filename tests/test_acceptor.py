@@ -174,7 +174,9 @@ async def test_Acceptor_closed_members_raise_ebadf(
     if state == "closed":
         acceptor.open("v4")
         acceptor.close()
-    with pytest.raises(OSError, match=r"^\[Errno 9\] Bad file descriptor$") as info:
+    with pytest.raises(
+        OSError, match=r"^\[Errno 9\] Bad file descriptor: the socket is closed$"
+    ) as info:
         member(acceptor)
     assert info.value.errno == errno.EBADF
     assert not acceptor.is_open
@@ -247,13 +249,131 @@ async def test_Acceptor_bind_in_use_leaks_nothing() -> None:
         with no_fd_leak():
             acceptor = Acceptor()
             acceptor.open("v4")
-            with pytest.raises(OSError, match=r"^\[Errno 98\] ") as info:
-                acceptor.bind(LOOPBACK, first.local_port)
+            port = first.local_port
+            pattern = rf"^\[Errno 98\] Address already in use: '127\.0\.0\.1:{port}'$"
+            with pytest.raises(OSError, match=pattern) as info:
+                acceptor.bind(LOOPBACK, port)
+            assert type(info.value) is OSError
             assert info.value.errno == errno.EADDRINUSE
             # The failed bind leaves the acceptor open and unbound.
             assert acceptor.is_open
             assert acceptor.local_port == 0
             acceptor.close()
+
+
+# -- bind/listen errors name the endpoint (SPEC §12) ---------------------------
+
+
+async def test_Acceptor_bind_in_use_names_the_v6_endpoint() -> None:
+    async with _listening(Address.loopback_v6()) as first, Acceptor() as acceptor:
+        acceptor.open("v6")
+        port = first.local_port
+        with pytest.raises(OSError) as info:
+            acceptor.bind("::1", port)
+        exc = info.value
+        assert type(exc) is OSError
+        assert exc.errno == errno.EADDRINUSE
+        # The system's words stay in strerror; the endpoint is the object of
+        # the error, where Python puts a file's name.
+        assert exc.strerror == os.strerror(errno.EADDRINUSE)
+        assert exc.filename == f"[::1]:{port}"
+        assert str(exc) == f"[Errno 98] Address already in use: '[::1]:{port}'"
+
+
+async def test_Acceptor_bind_address_not_here_names_the_endpoint() -> None:
+    async with Acceptor() as acceptor:
+        acceptor.open("v4")
+        # TEST-NET-1 (RFC 5737): no interface of this machine has it.
+        with pytest.raises(OSError) as info:
+            acceptor.bind("192.0.2.1", 8080)
+        assert info.value.errno == errno.EADDRNOTAVAIL
+        assert str(info.value) == (
+            f"[Errno {errno.EADDRNOTAVAIL}] Cannot assign requested address: "
+            "'192.0.2.1:8080'"
+        )
+
+
+class _RefusingSock:
+    """A stdlib socket stand-in whose bind/listen fail with a scripted errno."""
+
+    family = socket.AF_INET
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+    def bind(self, sockaddr: object) -> None:
+        raise self.error
+
+    def listen(self, backlog: int) -> None:
+        raise self.error
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 80)
+
+
+@pytest.mark.parametrize(
+    ("error", "named"),
+    [
+        # What an unprivileged process gets for a port below 1024 (the tests
+        # may run as root, hence the stand-in).
+        (PermissionError(errno.EACCES, os.strerror(errno.EACCES)), True),
+        (OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL)), True),
+        # Not about the address: left as the system said it.
+        (OSError(errno.EINVAL, os.strerror(errno.EINVAL)), False),
+    ],
+    ids=["EACCES", "EADDRNOTAVAIL", "EINVAL"],
+)
+async def test_Acceptor_bind_refused_names_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch, error: OSError, named: bool
+) -> None:
+    monkeypatch.setattr(Acceptor, "_live", lambda self: _RefusingSock(error))
+    with pytest.raises(type(error)) as info:
+        Acceptor().bind(LOOPBACK, 80)
+    assert info.value is error  # the same exception, class and errno
+    assert info.value.strerror == os.strerror(error.errno or 0)
+    assert info.value.filename == ("127.0.0.1:80" if named else None)
+
+
+async def test_Acceptor_listen_refused_stays_the_system_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    error = OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+    sock = _RefusingSock(error)
+    monkeypatch.setattr(Acceptor, "_live", lambda self: sock)
+    with pytest.raises(OSError) as info:
+        Acceptor().listen()
+    assert info.value is error
+    assert info.value.filename == "127.0.0.1:80"
+    # Should the endpoint be unknowable, the system's error still comes out.
+    error.filename = None
+
+    def getsockname() -> tuple[str, int]:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(sock, "getsockname", getsockname)
+    with pytest.raises(OSError) as info:
+        Acceptor().listen()
+    assert info.value is error
+    assert info.value.filename is None
+
+
+async def test_Acceptor_listen_in_use_names_the_endpoint() -> None:
+    # Both bound with reuse_address: the second bind succeeds, and the
+    # kernel refuses the second listen instead.
+    async with Acceptor() as first, Acceptor() as second:
+        for acceptor in (first, second):
+            acceptor.open("v4")
+            acceptor.set_option("reuse_address", True)
+        first.bind(LOOPBACK, 0)
+        port = first.local_port
+        second.bind(LOOPBACK, port)
+        first.listen()
+        with pytest.raises(OSError) as info:
+            second.listen()
+        exc = info.value
+        assert type(exc) is OSError
+        assert exc.errno == errno.EADDRINUSE
+        assert str(exc) == f"[Errno 98] Address already in use: '127.0.0.1:{port}'"
 
 
 async def test_Acceptor_bind_twice_is_einval() -> None:

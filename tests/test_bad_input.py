@@ -111,7 +111,7 @@ class Row:
     match: str
 
 
-_EBADF = r"^\[Errno 9\] Bad file descriptor$"
+_EBADF = r"^\[Errno 9\] Bad file descriptor: the socket is closed$"
 _PORT_70000 = r"^port: must be in 0\.\.65535, got 70000$"
 
 ROWS = [
@@ -190,9 +190,9 @@ ROWS = [
         ValueError,
         r"^name: unknown option 'nodelay'; known options: debug, do_not_route, "
         r"keep_alive, keep_alive_count, keep_alive_idle, keep_alive_interval, "
-        r"linger, out_of_band_inline, receive_buffer_size, "
-        r"receive_low_watermark, send_buffer_size, send_low_watermark, "
-        r"tcp_no_delay, user_timeout, v6_only$",
+        r"linger, not_sent_low_watermark, out_of_band_inline, "
+        r"receive_buffer_size, receive_low_watermark, send_buffer_size, "
+        r"send_low_watermark, tcp_no_delay, user_timeout, v6_only$",
     ),
     Row(
         "Socket.set_option-int-for-bool",

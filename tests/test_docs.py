@@ -7,6 +7,7 @@ import importlib
 import inspect
 import re
 import types
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -308,3 +309,196 @@ def test_emilua_page_every_trio_emtcp_name_exists() -> None:
     assert len(targets) > 100
     for target in targets:
         _resolve(target)  # AttributeError/ImportError name the culprit
+
+
+# -- no private names in the rendered signatures (SPEC §12) -----------------------
+
+CONF = REFERENCE.parent / "conf.py"
+_MEMBERS_OPTION = re.compile(r"^   :members: (.+)$", re.M)
+
+
+def _type_aliases() -> dict[str, str]:
+    """docs/conf.py's ``autodoc_type_aliases``, read without running conf.py."""
+    for node in ast.parse(CONF.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "autodoc_type_aliases"
+        ):
+            aliases = ast.literal_eval(node.value)
+            assert isinstance(aliases, dict)
+            return aliases
+    raise AssertionError("docs/conf.py sets no autodoc_type_aliases")
+
+
+class _Alias:
+    """What autodoc puts in a signature for a name in ``autodoc_type_aliases``.
+
+    Like Sphinx's own ``TypeAliasForwardRef``: callable and ``|``-able, so
+    that ``typing`` takes it for a type inside ``Alias | None``.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __call__(self) -> None:
+        raise NotImplementedError
+
+    def __or__(self, other: object) -> object:
+        return typing.Union[self, other]  # noqa: UP007 - not a type to Python
+
+    def __ror__(self, other: object) -> object:
+        return typing.Union[other, self]  # noqa: UP007
+
+
+class _AliasNamespace(dict[str, object]):
+    # typing.get_type_hints looks names up here first, as Sphinx's
+    # TypeAliasNamespace makes it do.
+    def __init__(self, aliases: dict[str, str]) -> None:
+        super().__init__({name: _Alias(text) for name, text in aliases.items()})
+
+
+def _listed_special_members() -> set[str]:
+    """Dunder members a reference page asks for by name (``:members: __enter__``)."""
+    names: set[str] = set()
+    for page in REFERENCE.glob("*.rst"):
+        for match in _MEMBERS_OPTION.finditer(page.read_text()):
+            names.update(
+                n.strip()
+                for n in match.group(1).split(",")
+                if n.strip().startswith("__")
+            )
+    return names
+
+
+def _rendered_callables() -> Iterator[tuple[str, Callable[..., object]]]:
+    """Every function autodoc renders a signature for, overloads included."""
+    special = {"__init__", *_listed_special_members()}
+    seen: set[int] = set()
+
+    def with_overloads(
+        name: str, func: Callable[..., object]
+    ) -> Iterator[tuple[str, Callable[..., object]]]:
+        yield name, func
+        get_overloads = getattr(typing, "get_overloads", None)  # Python 3.11+
+        if get_overloads is not None:
+            for n, variant in enumerate(get_overloads(func)):
+                yield f"{name}[overload {n}]", variant
+
+    for module in MODULES:
+        for name, value in vars(module).items():
+            if name.startswith("_") or id(value) in seen:
+                continue
+            seen.add(id(value))
+            qualified = f"{module.__name__}.{name}"
+            if isinstance(value, type):
+                for cls in value.__mro__:
+                    if cls.__module__ in ("builtins", "typing", "abc"):
+                        continue
+                    for attr, member in vars(cls).items():
+                        if attr.startswith("_") and attr not in special:
+                            continue
+                        if isinstance(member, (classmethod, staticmethod)):
+                            member = member.__func__
+                        if isinstance(member, property):
+                            member = member.fget
+                        if inspect.isfunction(member):
+                            yield from with_overloads(f"{qualified}.{attr}", member)
+            elif inspect.isfunction(value):
+                yield from with_overloads(qualified, value)
+
+
+def _type_names(hint: object) -> Iterator[str]:
+    """The dotted names autodoc renders (and links) for an evaluated hint."""
+    if isinstance(hint, _Alias):
+        yield hint.text
+    elif isinstance(hint, typing.TypeVar):
+        yield f"{hint.__module__}.{hint.__name__}"
+    elif isinstance(hint, (list, tuple)):  # Callable's parameter list
+        for item in hint:
+            yield from _type_names(item)
+    elif typing.get_origin(hint) is typing.Literal:
+        pass
+    elif typing.get_origin(hint) is not None:
+        yield from _type_names(typing.get_origin(hint))
+        yield from _type_names(typing.get_args(hint))
+    elif isinstance(hint, type):
+        yield f"{hint.__module__}.{hint.__qualname__}"
+
+
+def _private(dotted: str) -> bool:
+    """A name shown as ``_R``, or a link into one of our private modules."""
+    parts = dotted.replace("|", " ").replace("[", " ").replace("]", " ").split()
+    for name in parts:
+        components = name.split(".")
+        if components[-1].startswith("_"):
+            return True
+        if components[0] == "trio_emtcp" and any(c.startswith("_") for c in components):
+            return True
+    return False
+
+
+def _names_in_source(annotation: str) -> Iterator[str]:
+    """Dotted names in an annotation string, as autodoc shows one it cannot
+    evaluate."""
+    for node in ast.walk(ast.parse(annotation, mode="eval")):
+        if isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.attr
+
+
+def _private_names(func: Callable[..., object], aliases: dict[str, str]) -> set[str]:
+    # Autodoc drops self/cls and evaluates the rest with typing.get_type_hints
+    # and the aliases; where that fails it shows the annotations as written.
+    annotations = {
+        name: text
+        for name, text in getattr(func, "__annotations__", {}).items()
+        if name not in ("self", "cls")
+    }
+    try:
+        hints = typing.get_type_hints(func, localns=_AliasNamespace(aliases))
+    except Exception:
+        names = [
+            n
+            for text in annotations.values()
+            if isinstance(text, str)
+            for n in _names_in_source(text)
+        ]
+    else:
+        names = [n for p in annotations for n in _type_names(hints[p])]
+    return {n for n in names if _private(n)}
+
+
+def test_rendered_signatures_show_no_private_names() -> None:
+    aliases = _type_aliases()
+    found = {
+        name: sorted(private)
+        for name, func in _rendered_callables()
+        if (private := _private_names(func, aliases))
+    }
+    assert not found, f"private names in rendered signatures: {found}"
+
+
+def test_private_name_check_sees_what_autodoc_would_show() -> None:
+    # The check above is only as good as its view of a signature.
+    def get_line() -> bytes:
+        raise NotImplementedError
+
+    assert _private_names(get_line, {}) == set()
+    get_line.__annotations__["return"] = typing.TypeVar("_Record")
+    assert _private_names(get_line, {}) == {f"{__name__}._Record"}
+    # A public-looking type variable still links into a private module.
+    get_line.__annotations__["return"] = typing.TypeVar("Record")
+    get_line.__annotations__["return"].__module__ = "trio_emtcp._scanner"
+    assert _private_names(get_line, {}) == {"trio_emtcp._scanner.Record"}
+    # Annotations autodoc cannot evaluate are shown as written.
+    get_line.__annotations__["return"] = "_Unresolvable"
+    assert _private_names(get_line, {}) == {"_Unresolvable"}
+    assert _private_names(get_line, {"_Unresolvable": "bytes"}) == set()
+    get_line.__annotations__["return"] = "_Unresolvable | None"
+    assert _private_names(get_line, {"_Unresolvable": "bytes"}) == set()
+    assert _private_names(get_line, {"_Unresolvable": "_Hidden"}) == {"_Hidden"}
+    get_line.__annotations__["return"] = "list[_Unresolvable]"
+    assert _private_names(get_line, {}) == {"_Unresolvable"}

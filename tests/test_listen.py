@@ -92,9 +92,15 @@ async def test_listen_backlog(backlog: int | None) -> None:
 async def test_listen_address_in_use_leaks_nothing() -> None:
     async with ip.tcp.listen(LOOPBACK, 0) as first:
         with no_fd_leak():
-            with pytest.raises(OSError, match=r"^\[Errno 98\] ") as info:
-                ip.tcp.listen("127.0.0.1", first.local_port)
+            port = first.local_port
+            pattern = rf"^\[Errno 98\] Address already in use: '127\.0\.0\.1:{port}'$"
+            with pytest.raises(OSError, match=pattern) as info:
+                ip.tcp.listen("127.0.0.1", port)
+            assert type(info.value) is OSError
             assert info.value.errno == errno.EADDRINUSE
+            # The endpoint string form names it as it was bound.
+            with pytest.raises(OSError, match=pattern):
+                ip.tcp.listen(f"localhost:{port}")
 
 
 @pytest.mark.parametrize(

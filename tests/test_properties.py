@@ -595,6 +595,7 @@ SOCKET_OPTIONS: dict[str, tuple[object, ...]] = {
     "keep_alive_interval": (5,),
     "keep_alive_count": (3,),
     "user_timeout": (1.5,),
+    "not_sent_low_watermark": (16384,),
 }
 
 
@@ -608,7 +609,12 @@ _RECEIVE_FLAGS = flags_domain(_RECEIVE_BITS)
 SITES = [
     *(
         _option_site("Socket", name, _SIZE)
-        for name in ("send_buffer_size", "receive_buffer_size", "receive_low_watermark")
+        for name in (
+            "send_buffer_size",
+            "receive_buffer_size",
+            "receive_low_watermark",
+            "not_sent_low_watermark",
+        )
     ),
     _option_site("Socket", "keep_alive_idle", int_domain(1, 32767)),
     _option_site("Socket", "keep_alive_interval", int_domain(1, 32767)),

@@ -824,8 +824,8 @@ async def test_dial_all_fail_is_one_oserror(resolver: _Resolver) -> None:
             _raw(AF_INET, "127.0.0.1", dead4),
         ]
         pattern = (
-            rf"^\[Errno {errno.ECONNREFUSED}\] host: cannot connect to 'dead\.test' "
-            rf"\(service 80\): \[::1\]:{dead6}: Connection refused; "
+            rf"^\[Errno {errno.ECONNREFUSED}\] cannot connect to dead\.test port 80: "
+            rf"\[::1\]:{dead6}: Connection refused; "
             rf"127\.0\.0\.1:{dead4}: Connection refused$"
         )
         with pytest.raises(ConnectionRefusedError, match=pattern) as info:
@@ -840,6 +840,24 @@ async def test_dial_all_fail_is_one_oserror(resolver: _Resolver) -> None:
         ]
         assert all(isinstance(e, ConnectionRefusedError) for _, _, e in attempts)
         assert exc.__cause__ is attempts[-1][2]
+
+
+@pytest.mark.parametrize("dial", [ip.dial, ip.tcp.dial], ids=["ip", "ip.tcp"])
+@pytest.mark.parametrize("host", ["::1", LOOPBACK_V6], ids=["str", "Address"])
+@pytest.mark.parametrize("as_text", [False, True], ids=["int", "str"])
+async def test_dial_error_names_host_and_service_as_given(
+    dial: Any, host: str | Address, as_text: bool
+) -> None:
+    # SPEC §12: "cannot connect to HOST port SERVICE: ..." with every
+    # attempt, and no "host:" prefix (nothing is wrong with the argument).
+    with _refusing(AF_INET6) as port:
+        service = str(port) if as_text else port
+        with pytest.raises(ConnectionRefusedError) as info:
+            await dial(host, service)
+    assert str(info.value) == (
+        f"[Errno {errno.ECONNREFUSED}] cannot connect to ::1 port {port}: "
+        f"[::1]:{port}: Connection refused"
+    )
 
 
 async def test_dial_interleaves_families(resolver: _Resolver) -> None:
@@ -1082,7 +1100,9 @@ async def test_dial_unknown_host() -> None:
 async def test_dial_resolved_to_nothing(resolver: _Resolver) -> None:
     resolver.answers["empty.test"] = []
     with pytest.raises(
-        OSError, match=r"^host: 'empty\.test' \(service 80\) resolved to nothing$"
+        OSError,
+        match=r"^cannot connect to empty\.test port 80: the name resolved to no "
+        r"address$",
     ):
         await ip.dial("empty.test", 80)
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import assert_checkpoints, wait_all_tasks_blocked
 
-from trio_emtcp import EndOfFile, OperationAborted, socket_pair, stream
+from trio_emtcp import EndOfFile, OperationAborted, RecordTooLong, socket_pair, stream
 from trio_emtcp._util import Buffer
 from trio_emtcp.ip.tcp import Socket
 from trio_emtcp.stream import Scanner
@@ -466,14 +466,38 @@ async def test_Scanner_record_over_the_limit_raises_emsgsize(
 ) -> None:
     fake = ScriptedStream(*[data[i : i + 3] for i in range(0, len(data), 3)])
     scanner = Scanner(fake, separator, max_record_size=10)
-    with pytest.raises(OSError, match=_too_long_pattern(10)) as exc_info:
+    with pytest.raises(RecordTooLong, match=_too_long_pattern(10)) as exc_info:
         await scanner.get_line()
     assert exc_info.value.errno == errno.EMSGSIZE
-    assert type(exc_info.value) is OSError
+    assert type(exc_info.value) is RecordTooLong
     # The data stays buffered, so the error comes back, now from the buffer.
-    with assert_checkpoints(), pytest.raises(OSError, match=_too_long_pattern(10)):
+    with (
+        assert_checkpoints(),
+        pytest.raises(RecordTooLong, match=_too_long_pattern(10)) as again,
+    ):
         await scanner.get_line()
+    assert again.value is not exc_info.value  # a fresh exception each time
     assert scanner.record_number == 0
+
+
+async def test_RecordTooLong_is_the_OSError_EMSGSIZE_callers_already_catch() -> None:
+    # Code written before RecordTooLong existed caught OSError and looked at
+    # the errno (and, at worst, the text): all three still hold.
+    assert issubclass(RecordTooLong, OSError)
+    assert RecordTooLong.__module__ == "trio_emtcp"  # its public home
+    assert stream.RecordTooLong is RecordTooLong
+    scanner = Scanner(ScriptedStream(b"x" * 11), max_record_size=10)
+    try:
+        await scanner.get_line()
+    except OSError as exc:
+        assert type(exc) is RecordTooLong
+        assert exc.errno == errno.EMSGSIZE
+        assert exc.strerror == "record exceeds max_record_size (10 bytes)"
+        assert str(exc) == (
+            f"[Errno {errno.EMSGSIZE}] record exceeds max_record_size (10 bytes)"
+        )
+    else:  # pragma: no cover - the assertion's message
+        raise AssertionError("no error")
 
 
 async def test_Scanner_record_over_the_limit_is_refused_without_reading_it_all() -> (
@@ -482,7 +506,7 @@ async def test_Scanner_record_over_the_limit_is_refused_without_reading_it_all()
     # A peer that never sends a separator cannot make us buffer without end.
     fake = ScriptedStream(*[b"x" * 1000] * 200, then="fail")
     scanner = Scanner(fake, CRLF)
-    with pytest.raises(OSError, match=_too_long_pattern(65536)):
+    with pytest.raises(RecordTooLong, match=_too_long_pattern(65536)):
         await scanner.get_line()
     # It stopped at the limit (plus the byte that proves it is exceeded).
     assert fake.delivered == 65536 + 1
@@ -492,7 +516,7 @@ async def test_Scanner_record_over_the_limit_is_refused_without_reading_it_all()
 async def test_Scanner_earlier_records_come_back_before_the_error() -> None:
     scanner = Scanner(ScriptedStream(b"ok\r\n" + b"y" * 20), CRLF, max_record_size=10)
     assert await scanner.get_line() == b"ok"
-    with pytest.raises(OSError, match=_too_long_pattern(10)):
+    with pytest.raises(RecordTooLong, match=_too_long_pattern(10)):
         await scanner.get_line()
 
 
@@ -930,7 +954,7 @@ async def _scan(
         async for record in scanner:
             assert scanner.buffered_line() == record
             out.append((record, scanner.record_terminator))
-    except OSError as exc:
+    except RecordTooLong as exc:
         assert exc.errno == errno.EMSGSIZE
         return out, True
     return out, False
@@ -1190,7 +1214,9 @@ async def test_Scanner_a_smaller_max_record_size_applies_to_buffered_data() -> N
     scanner = Scanner(ScriptedStream(b"short\nmuch longer line\n"), b"\n")
     assert await scanner.get_line() == b"short"
     scanner.max_record_size = 5
-    with pytest.raises(OSError, match=r"record exceeds max_record_size \(5 bytes\)"):
+    with pytest.raises(
+        RecordTooLong, match=r"record exceeds max_record_size \(5 bytes\)"
+    ):
         await scanner.get_line()
     scanner.max_record_size = 1000
     assert await scanner.get_line() == b"much longer line"

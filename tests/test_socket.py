@@ -252,9 +252,14 @@ async def test_Socket_bind_in_use() -> None:
             a.bind(LOOPBACK, 0)
             a.trio_socket.listen(1)
             b.open("v4")
+            port = a.local_port
             with pytest.raises(OSError) as exc_info:
-                b.bind(LOOPBACK, a.local_port)
+                b.bind(LOOPBACK, port)
+            assert type(exc_info.value) is OSError
             assert exc_info.value.errno == errno.EADDRINUSE
+            assert str(exc_info.value) == (
+                f"[Errno 98] Address already in use: '127.0.0.1:{port}'"
+            )
 
 
 async def test_Socket_remote_endpoint(pair: tuple[Socket, Socket]) -> None:
@@ -472,6 +477,95 @@ async def test_Socket_dead_peer_option_missing_on_the_platform(
             sock.set_option("user_timeout", 1)
         with pytest.raises(ValueError, match=pattern):
             sock.get_option("user_timeout")
+
+
+# -- not_sent_low_watermark (TCP_NOTSENT_LOWAT, SPEC §12) ------------------------
+
+
+@pytest.mark.parametrize("value", [1, 16384, 2**31 - 1, 0])
+async def test_Socket_not_sent_low_watermark_sets_TCP_NOTSENT_LOWAT(
+    value: int,
+) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        # Linux's per-socket value starts at 0: "use the sysctl"
+        # (net.ipv4.tcp_notsent_lowat, no limit unless the system sets one).
+        assert sock.get_option("not_sent_low_watermark") == 0
+        sock.set_option("not_sent_low_watermark", 4096)
+        sock.set_option("not_sent_low_watermark", value)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == value
+        got = sock.get_option("not_sent_low_watermark")
+        assert type(got) is int
+        # 0 reads back as 0 (the kernel keeps the 0 and applies the sysctl).
+        assert got == value
+
+
+@pytest.mark.parametrize(
+    ("value", "exc", "pattern"),
+    [
+        (
+            -1,
+            ValueError,
+            r"^value: not_sent_low_watermark must be in 0\.\.2147483647 bytes, "
+            r"got -1$",
+        ),
+        (
+            2**31,
+            ValueError,
+            r"^value: not_sent_low_watermark must be in 0\.\.2147483647 bytes, "
+            r"got 2147483648$",
+        ),
+        (
+            16384.0,
+            TypeError,
+            r"^value: not_sent_low_watermark expects an int, got float$",
+        ),
+        (True, TypeError, r"^value: not_sent_low_watermark expects an int, got bool$"),
+        (
+            None,
+            TypeError,
+            r"^value: not_sent_low_watermark expects an int, got NoneType$",
+        ),
+    ],
+)
+async def test_Socket_not_sent_low_watermark_bad_values(
+    value: Any, exc: type[Exception], pattern: str
+) -> None:
+    async with Socket() as sock:
+        sock.open("v4")
+        sock.set_option("not_sent_low_watermark", 4096)
+        with pytest.raises(exc, match=pattern):
+            sock.set_option("not_sent_low_watermark", value)
+        # Nothing reached the kernel.
+        assert sock.get_option("not_sent_low_watermark") == 4096
+
+
+async def test_Socket_not_sent_low_watermark_missing_on_the_platform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trio_emtcp import _options
+
+    option = _options.SOCKET_OPTIONS["not_sent_low_watermark"]
+    missing = dataclasses.replace(option, name=None)
+    monkeypatch.setitem(_options.SOCKET_OPTIONS, "not_sent_low_watermark", missing)
+    async with Socket() as sock:
+        sock.open("v4")
+        pattern = rf"^name: not_sent_low_watermark is not available on {sys.platform}$"
+        with pytest.raises(ValueError, match=pattern):
+            sock.set_option("not_sent_low_watermark", 1)
+        with pytest.raises(ValueError, match=pattern):
+            sock.get_option("not_sent_low_watermark")
+
+
+async def test_Socket_not_sent_low_watermark_on_a_closed_socket_is_ebadf() -> None:
+    sock = Socket()
+    for call in (
+        lambda: sock.set_option("not_sent_low_watermark", 1),
+        lambda: sock.get_option("not_sent_low_watermark"),
+    ):
+        with pytest.raises(trio_emtcp.ClosedSocketError) as info:
+            call()
+        assert info.value.errno == errno.EBADF
 
 
 async def test_Socket_send_low_watermark_refused_on_linux() -> None:

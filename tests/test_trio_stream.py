@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import errno
 import os
+import pickle
 import select
 import socket
 import ssl
@@ -683,7 +684,13 @@ async def test_ClosedSocketError_is_OSError_and_ClosedResourceError() -> None:
     assert isinstance(exc, OSError)
     assert isinstance(exc, trio.ClosedResourceError)
     assert exc.errno == errno.EBADF
-    assert str(exc) == "[Errno 9] Bad file descriptor"
+    # The OS's words stay in strerror; the text says what to look at.
+    assert exc.strerror == os.strerror(errno.EBADF)
+    assert str(exc) == "[Errno 9] Bad file descriptor: the socket is closed"
+    # A copy (as pickle or a process pool makes one) says the same.
+    clone = pickle.loads(pickle.dumps(exc))
+    assert type(clone) is ClosedSocketError
+    assert (clone.errno, str(clone)) == (exc.errno, str(exc))
     # Emilua-style members raise it.
     sock = Socket()
     with assert_checkpoints(), pytest.raises(trio.ClosedResourceError):
@@ -1127,6 +1134,47 @@ async def test_Socket_TCP_NOTSENT_LOWAT_set_first_by_the_program_is_kept(
     await a.send_all(b"x")
     await a.wait_send_all_might_not_block()
     assert _lowat(a) == 4096
+
+
+@pytest.mark.parametrize("value", [4096, 0])
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_Socket_not_sent_low_watermark_set_explicitly_is_kept(
+    pair: Pair, value: int, when: str
+) -> None:
+    # SPEC §12: the automatic limit applies only where none was set, and an
+    # explicit 0 (the kernel's default: no limit unless the system sets one)
+    # is a choice too.
+    a, _ = pair
+    if when == "after":
+        await a.send_all(b"x")
+        assert _lowat(a) == TRIO_NOTSENT_LOWAT
+    a.set_option("not_sent_low_watermark", value)
+    await a.send_all(b"x")
+    await a.wait_send_all_might_not_block()
+    assert _lowat(a) == value
+    assert a.get_option("not_sent_low_watermark") == value
+
+
+async def test_Socket_not_sent_low_watermark_refused_leaves_the_automatic_limit(
+    pair: Pair,
+) -> None:
+    a, _ = pair
+    with pytest.raises(ValueError, match=r"^value: not_sent_low_watermark must be"):
+        a.set_option("not_sent_low_watermark", -1)
+    await a.send_all(b"x")
+    assert _lowat(a) == TRIO_NOTSENT_LOWAT
+
+
+async def test_Socket_not_sent_low_watermark_mark_belongs_to_the_descriptor() -> None:
+    async with await _listening() as acceptor, Socket() as sock:
+        sock.open("v4")
+        sock.set_option("not_sent_low_watermark", 4096)
+        sock.close()
+        # A new descriptor has no explicit value: the automatic one applies.
+        await sock.connect(LOOPBACK, acceptor.local_port)
+        await sock.send_all(b"x")
+        assert _lowat(sock) == TRIO_NOTSENT_LOWAT
+        (await acceptor.accept()).close()
 
 
 async def test_Socket_Emilua_writes_never_set_TCP_NOTSENT_LOWAT(pair: Pair) -> None:

@@ -12,6 +12,7 @@ from ._errors import ClosedSocketError as ClosedSocketError
 from ._errors import EndOfFile as EndOfFile
 from ._errors import NotFoundError as NotFoundError
 from ._errors import OperationAborted as OperationAborted
+from ._errors import RecordTooLong as RecordTooLong
 from ._pair import socket_pair as socket_pair
 from ._relaxed import RelaxedSchedulePoints as RelaxedSchedulePoints
 from ._relaxed import relaxed_schedule_points as relaxed_schedule_points

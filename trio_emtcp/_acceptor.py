@@ -9,7 +9,7 @@ from typing import Literal, final
 
 from . import _options
 from ._args import int_arg
-from ._base import SocketBase
+from ._base import SocketBase, endpoint_text, name_endpoint
 from ._driver import (
     wait_readable,
 )
@@ -83,13 +83,20 @@ class Acceptor(SocketBase, TrioListenerMixin):
           ValueError: ``backlog`` is out of its range.
           OSError: ``EBADF`` if closed; the kernel's error otherwise
             (``EADDRINUSE`` when another socket listens on the same port,
-            both bound with ``reuse_address``).
+            both bound with ``reuse_address``; it names the endpoint, as
+            :meth:`bind`'s does: ``[Errno 98] Address already in use:
+            '127.0.0.1:8080'``).
         """
         if backlog is None:
             backlog = _stdlib_socket.SOMAXCONN
         else:
             backlog = int_arg(backlog, "backlog", expected="an int or None")
-        self._live().listen(backlog)
+        sock = self._live()
+        try:
+            sock.listen(backlog)
+        except OSError as exc:
+            name_endpoint(exc, lambda: endpoint_text(sock.family, sock.getsockname()))
+            raise
 
     def set_option(self, name: str, value: bool | float) -> None:
         """Set an acceptor option by its Emilua name.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import socket as _stdlib_socket
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
@@ -24,6 +27,13 @@ from ._errors import AlreadyOpenError
 
 _S = TypeVar("_S", bound="SocketBase")
 _SOCK_STREAM = _stdlib_socket.SOCK_STREAM
+
+# The errors of bind()/listen() that are about the address itself: taken
+# (EADDRINUSE), not one of this machine's (EADDRNOTAVAIL), or a port below
+# 1024 without the privilege (EACCES).  The kernel's text does not say
+# which address, and a server that binds several, or reads them from its
+# configuration, leaves its user guessing; so these name it (SPEC §12).
+_ADDRESS_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
 class SocketBase(Driver):
@@ -178,13 +188,22 @@ class SocketBase(Driver):
           ValueError: ``address`` is not a numeric literal, ``port`` is out
             of range, or the address family differs from the socket's.
           OSError: ``EBADF`` if closed; the kernel's error otherwise
-            (``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EINVAL`` if already bound).
+            (``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EACCES`` for a port below
+            1024 without the privilege, ``EINVAL`` if already bound).  The
+            first three name the endpoint in ``filename``, so the text
+            reads ``[Errno 98] Address already in use: '127.0.0.1:8080'``
+            (``'[::1]:8080'`` for IPv6); the class, ``errno`` and
+            ``strerror`` are the system's.
         """
         addr = address_arg(address)
         p = port_arg(port)
         sock = self._live()
         check_family(sock, addr)
-        sock.bind(addr._sockaddr(p))
+        try:
+            sock.bind(addr._sockaddr(p))
+        except OSError as exc:
+            name_endpoint(exc, lambda: tostring(addr, p))
+            raise
 
     @property
     def is_open(self) -> bool:
@@ -258,6 +277,22 @@ class SocketBase(Driver):
         except OSError as exc:  # pragma: no cover - getsockname on an open fd
             return f"fd={sock.fileno()} ({exc.strerror})"
         return f"{family_name(sock)} {endpoint_text(sock.family, name)}"
+
+
+def name_endpoint(exc: OSError, endpoint: Callable[[], str]) -> None:
+    """Name the endpoint in a ``bind``/``listen`` error about the address.
+
+    Sets ``exc.filename`` (Python's slot for what an error is about, shown
+    as ``[Errno 98] Address already in use: '127.0.0.1:8080'``) for the
+    errnos in ``_ADDRESS_ERRNOS``, and leaves every other error alone.  The
+    exception is changed in place, so the caller re-raises the very one
+    the system raised: same class, errno, ``strerror`` and traceback.
+    ``endpoint`` is called only then (``listen`` asks the kernel for it);
+    should that fail, the error stays as the system raised it.
+    """
+    if exc.errno in _ADDRESS_ERRNOS and exc.filename is None:
+        with contextlib.suppress(OSError):
+            exc.filename = endpoint()
 
 
 def family_name(sock: _stdlib_socket.socket) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "EndOfFile",
     "NotFoundError",
     "OperationAborted",
+    "RecordTooLong",
     "add_transferred",
     "closed_error",
     "set_transferred",
@@ -106,7 +107,9 @@ class ClosedSocketError(OSError, trio.ClosedResourceError):
     that needs a descriptor: all but ``close()``, ``aclose()``, ``is_open``,
     ``open()``, ``assign()`` and the socket's ``connect()`` (which opens it).
     Emilua reports ``EBADF`` there, so it is an :class:`OSError` with that
-    errno, and its text is the plain ``[Errno 9] Bad file descriptor``.  It is
+    errno and the system's words in ``strerror``; its text adds what they
+    mean here: ``[Errno 9] Bad file descriptor: the socket is closed``
+    (the socket or acceptor was closed, released, or never opened).  It is
     also a :class:`trio.ClosedResourceError`, the exception Trio's
     ``Listener.accept`` and stream methods raise on a resource the caller
     closed: ``Acceptor.accept`` is both Emilua's ``accept`` and
@@ -117,6 +120,30 @@ class ClosedSocketError(OSError, trio.ClosedResourceError):
     object ends with :class:`OperationAborted` instead (Emilua's
     ``operation_aborted``); the Trio stream methods turn that one into
     :class:`trio.ClosedResourceError`.
+    """
+
+    def __str__(self) -> str:
+        # "Bad file descriptor" alone reads like a bug in the library or a
+        # descriptor mix-up; the usual cause is the program's own close().
+        # Only the text changes: errno, strerror and args stay the
+        # system's, so pickling and errno checks see a plain EBADF.
+        return f"{super().__str__()}: the socket is closed"
+
+
+@final
+class RecordTooLong(OSError):
+    """A record is longer than the scanner's ``max_record_size``.
+
+    Raised by :meth:`trio_emtcp.stream.Scanner.get_line` when the next
+    record with its terminator is longer than ``max_record_size``, as soon
+    as that is sure (before reading more), and again by every later call:
+    the bytes stay buffered.  Emilua reports a ``generic`` ``EMSGSIZE``
+    there, so it is an :class:`OSError` with errno :data:`errno.EMSGSIZE`
+    and the text "record exceeds max_record_size (N bytes)": code that
+    caught ``OSError`` and looked at the errno before this class existed
+    keeps working.  A peer that never sends a separator ends here
+    instead of making the program buffer without end; answer it (HTTP's
+    431, say) and close the connection.
     """
 
 

@@ -65,7 +65,10 @@ def listen(
         service, ``port`` is out of range, ``backlog`` is out of its range,
         or ``reuse_port`` is asked for on a platform without it.
       OSError: the system refused (``EADDRINUSE``, ``EADDRNOTAVAIL``,
-        ``EMFILE``...); nothing is left open.
+        ``EACCES``, ``EMFILE``...); nothing is left open.  The errors about
+        the address name the endpoint, as
+        :meth:`Acceptor.bind <trio_emtcp.ip.tcp.Acceptor.bind>` says:
+        ``[Errno 98] Address already in use: '127.0.0.1:8080'``.
     """
     if port is None:
         if isinstance(host, Address):

@@ -111,6 +111,21 @@ SOCKET_OPTIONS: dict[str, _Option] = {
     "do_not_route": _Option(socket.SOL_SOCKET, socket.SO_DONTROUTE, "bool"),
     "debug": _Option(socket.SOL_SOCKET, socket.SO_DEBUG, "bool"),
     "v6_only": _Option(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, "bool"),
+    # Beyond Emilua (SPEC §12): the limit on unsent data that the Trio
+    # send-side methods otherwise set on first use (_trio_stream.py), so a
+    # program can choose its own without the raw setsockopt.  Linux takes
+    # any C int (a negative one is stored as a huge unsigned limit, which
+    # is why 0.. is the range here); 0 means "the sysctl
+    # net.ipv4.tcp_notsent_lowat" (no limit unless the system sets one),
+    # and getsockopt then reads 0 back, as on a socket never set.
+    "not_sent_low_watermark": _Option(
+        socket.IPPROTO_TCP,
+        getattr(socket, "TCP_NOTSENT_LOWAT", None),
+        "int",
+        0,
+        INT_MAX,
+        "bytes",
+    ),
     **_DEAD_PEER_OPTIONS,
 }
 

@@ -33,13 +33,7 @@ from ._endpoint import tostring
 from ._errors import NotFoundError
 from ._flags import address_info_flags_arg
 from ._socket import Socket
-
-if sys.version_info >= (3, 11):
-    _BaseExceptionGroup = BaseExceptionGroup  # noqa: F821 - a builtin from 3.11
-else:  # pragma: no cover - trio itself depends on the backport there
-    from exceptiongroup import (  # type: ignore[import-not-found,unused-ignore]
-        BaseExceptionGroup as _BaseExceptionGroup,
-    )
+from ._util import BaseExceptionGroup_ as _BaseExceptionGroup
 
 __all__ = [
     "DEFAULT_HAPPY_EYEBALLS_DELAY",
@@ -463,6 +457,15 @@ def _bind_local(sock: Socket, local: Address, remote: Address) -> None:
     sock.bind(local, 0)
 
 
+def _cannot_connect(host: object, service: object) -> str:
+    """``cannot connect to example.com port 80``: how a failed dial begins.
+
+    The host and the service as the caller gave them (an ``Address`` as its
+    text), as ``curl`` and ``ssh`` word it (SPEC §12).
+    """
+    return f"cannot connect to {host} port {service}"
+
+
 class _Race:
     """Shared state of one :func:`dial`: the winner and the failures."""
 
@@ -515,10 +518,9 @@ class _Race:
             for _, entry, exc in ordered
         )
         last = self.failures[-1][2]
-        exc = OSError(
-            last.errno,
-            f"host: cannot connect to {str(host)!r} (service {service!r}): {details}",
-        )
+        # No "host:" prefix: that names an argument that is wrong, and here
+        # the arguments were fine; the message says what was tried.
+        exc = OSError(last.errno, f"{_cannot_connect(host, service)}: {details}")
         # Every attempt as (address, port, error), in the order tried.
         exc.attempts = tuple(  # type: ignore[attr-defined]
             (entry.address, entry.port, error) for _, entry, error in ordered
@@ -580,9 +582,13 @@ async def dial(
       socket.gaierror: the lookup failed.
       OSError: every attempt failed.  One ``OSError`` (not a group) with the
         errno (and builtin subclass) of the last failure, which is also its
-        ``__cause__``; the message lists each address with its error, and
-        the ``attempts`` attribute holds ``(address, port, error)`` triples
-        in the order tried.
+        ``__cause__``; the message reads "cannot connect to HOST port
+        SERVICE: " and lists each address with its error
+        (``[Errno 111] cannot connect to localhost port 8080:
+        [::1]:8080: Connection refused; 127.0.0.1:8080: Connection
+        refused``), and the ``attempts`` attribute holds ``(address, port,
+        error)`` triples in the order tried.  Also (without an errno) when
+        the resolver answered no address at all.
     """
     try:
         delay = _delay_arg(happy_eyeballs_delay)
@@ -597,7 +603,9 @@ async def dial(
     candidates = _interleave(await get_address_info(host, service))
     if not candidates:
         # getaddrinfo never answers an empty list; a custom resolver might.
-        raise OSError(f"host: {str(host)!r} (service {service!r}) resolved to nothing")
+        raise OSError(
+            f"{_cannot_connect(host, service)}: the name resolved to no address"
+        )
     race = _Race(local)
     try:
         async with trio.open_nursery() as nursery:

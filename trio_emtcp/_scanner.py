@@ -12,14 +12,19 @@ import trio
 
 from ._args import bytes_copy, int_arg, type_name
 from ._driver import cancel_shielded_checkpoint, checkpoint_if_cancelled
-from ._errors import EndOfFile
+from ._errors import EndOfFile, RecordTooLong
 from ._relaxed import RELAXED, skip_schedule_point
 from ._stream import ReadStream
 from ._util import Buffer
 
 __all__ = ["Scanner"]
 
-_R = TypeVar("_R")
+# The record type: ``bytes``, or ``list[bytes]`` when records are split into
+# fields.  The constructor's overloads pick it from its arguments, so a type
+# checker knows what get_line() returns (SPEC §11).  The reference shows
+# ``bytes | list[bytes]`` in its place (docs/conf.py, autodoc_type_aliases),
+# not this private name.
+_Record = TypeVar("_Record")
 
 # Both sizes are Go's bufio.Scanner defaults, which Emilua borrowed: one page
 # to start with covers the lines of every common text protocol, and 64 KiB
@@ -190,8 +195,10 @@ def _regex_reach(pattern: re.Pattern[bytes]) -> int | None:
     return int(high)
 
 
-def _too_long(limit: int) -> OSError:
-    return OSError(errno.EMSGSIZE, f"record exceeds max_record_size ({limit} bytes)")
+def _too_long(limit: int) -> RecordTooLong:
+    return RecordTooLong(
+        errno.EMSGSIZE, f"record exceeds max_record_size ({limit} bytes)"
+    )
 
 
 def _empty_match() -> ValueError:
@@ -199,7 +206,7 @@ def _empty_match() -> ValueError:
 
 
 @final
-class Scanner(Generic[_R]):
+class Scanner(Generic[_Record]):
     """Read a stream record by record, like AWK (Emilua's ``stream.scanner``).
 
     A record is the data up to the next *record separator*; :meth:`get_line`
@@ -224,7 +231,8 @@ class Scanner(Generic[_R]):
         limit and a ``b"\\r\\n"`` separator, a line of 65534 bytes plus
         ``b"\\r\\n"`` fits, one of 65535 does not.  The final record at
         the end of the stream has no terminator.  An ``int`` in
-        1..``sys.maxsize``.
+        1..``sys.maxsize``.  A longer record is a
+        :class:`~trio_emtcp.RecordTooLong` from :meth:`get_line`.
       trim_record: ``False``; ``True`` to strip AWK's whitespace
         (``b" \\f\\n\\r\\t\\v"``) from both ends of every record; or a
         bytes-like object of the characters to strip.
@@ -565,7 +573,8 @@ class Scanner(Generic[_R]):
         """The longest record, terminator included, that the scanner buffers.
 
         A smaller value applies to the unread data at once: a record already
-        buffered beyond it raises from the next :meth:`get_line`.
+        buffered beyond it is a :class:`~trio_emtcp.RecordTooLong` from the
+        next :meth:`get_line`.
 
         Raises:
           TypeError, ValueError: on assignment, as the constructor.
@@ -691,16 +700,16 @@ class Scanner(Generic[_R]):
 
     # -- reading --------------------------------------------------------------
 
-    def __aiter__(self) -> Scanner[_R]:
+    def __aiter__(self) -> Scanner[_Record]:
         return self
 
-    async def __anext__(self) -> _R:
+    async def __anext__(self) -> _Record:
         try:
             return await self.get_line()
         except EndOfFile:
             raise StopAsyncIteration from None
 
-    async def get_line(self) -> _R:
+    async def get_line(self) -> _Record:
         """Read the next record.
 
         Drops the previous record, then returns the next one without its
@@ -723,10 +732,11 @@ class Scanner(Generic[_R]):
             returned (data after the last separator comes back as a final
             record, with ``record_terminator == b""``).  Raised again on
             every later call, without reading again, so it never hangs.
-          OSError: ``EMSGSIZE`` ("record exceeds max_record_size (N
-            bytes)") when the next record with its terminator is longer
-            than ``max_record_size``; it is raised again by every later
-            call, as the data stays buffered.
+          RecordTooLong: the next record with its terminator is longer
+            than ``max_record_size`` (an :class:`OSError` with errno
+            ``EMSGSIZE``: "record exceeds max_record_size (N bytes)"); it
+            is raised again by every later call, as the data stays
+            buffered.
           ValueError: the ``record_separator`` regex matched the empty
             string, or the stream's ``read_some`` returned a count outside
             ``0..len(buf)``.
@@ -809,8 +819,8 @@ class Scanner(Generic[_R]):
         """Find the end of the next record in the unread data.
 
         Returns ``(record_stop, terminator_stop, terminator)``, or ``None``
-        when more data is needed.  Raises the ``EMSGSIZE`` error as soon as
-        the record is sure to exceed the limit, before reading any more.
+        when more data is needed.  Raises ``RecordTooLong`` as soon as the
+        record is sure to exceed the limit, before reading any more.
         """
         start, end = self._start, self._end
         limit = self._max

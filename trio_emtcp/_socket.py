@@ -263,17 +263,29 @@ class Socket(SocketBase, TrioStreamMixin):
         dropped, 1..127), all ``int``, and ``user_timeout`` (seconds, an
         ``int`` or ``float`` >= 0, that sent data may stay unacknowledged
         before the connection is dropped; kept in whole milliseconds; 0 is
-        the kernel's default).  Booleans must be ``bool`` and sizes
-        ``int``.  ``linger`` takes two values: ``set_option("linger",
-        enabled, timeout)``.
+        the kernel's default).  Also beyond Emilua,
+        ``not_sent_low_watermark`` (``TCP_NOTSENT_LOWAT``): how many bytes
+        may wait unsent in the kernel before the socket stops being
+        writable, which bounds what a fast writer queues (and how stale
+        it gets) on a slow connection.  0 is the kernel's default: on
+        Linux the sysctl ``net.ipv4.tcp_notsent_lowat``, no limit unless
+        the system sets one; a socket never set reads 0 too.  The Trio
+        send-side methods (:meth:`send_all`,
+        :meth:`wait_send_all_might_not_block`) set a limit of their own
+        the first time they run (see :doc:`/trio-ecosystem`) unless the
+        program set one with this option (0 included) or with
+        :meth:`setsockopt` on the same descriptor.  Booleans must be
+        ``bool`` and sizes ``int``.  ``linger`` takes two values:
+        ``set_option("linger", enabled, timeout)``.
 
         Args:
           name: one of the names above.
           value: a ``bool`` for the on/off options (``1`` is refused);
             for ``send_buffer_size``, ``receive_buffer_size``,
-            ``send_low_watermark`` and ``receive_low_watermark`` an
-            ``int`` of bytes in 0..2**31 - 1 (the kernel's C ``int``);
-            for the dead-peer options the ranges above.
+            ``send_low_watermark``, ``receive_low_watermark`` and
+            ``not_sent_low_watermark`` an ``int`` of bytes in
+            0..2**31 - 1 (the kernel's C ``int``); for the dead-peer
+            options the ranges above.
           timeout: for ``linger`` only, and required there: whole seconds,
             an ``int`` in 0..2**31 - 1.
 
@@ -290,6 +302,11 @@ class Socket(SocketBase, TrioStreamMixin):
         opt = _options.lookup(_options.SOCKET_OPTIONS, name)
         encoded = _options.encode(name, opt, value, timeout)
         _options.set_option(self._live(), opt, encoded)
+        if name == "not_sent_low_watermark":
+            # The program's own limit (SPEC §12): the Trio send-side methods
+            # must not replace it, not even a 0.  Marked once the kernel
+            # took it, so a refused value leaves the automatic one in place.
+            self._trio_lowat_set = True
 
     def get_option(self, name: str) -> bool | int | float | tuple[bool, int]:
         """Read a socket option by its Emilua name (see :meth:`set_option`).
@@ -301,7 +318,9 @@ class Socket(SocketBase, TrioStreamMixin):
           A ``bool`` or ``int``; for ``linger`` a pair ``(enabled,
           timeout)``; for ``user_timeout`` seconds as a ``float``.  Buffer
           sizes read back what was set (Linux doubles them internally; this
-          halves them again, as Asio does).
+          halves them again, as Asio does).  ``not_sent_low_watermark``
+          reads 0 when it was never set or set to 0 (the kernel's default),
+          and the limit the Trio send-side methods set once they ran.
 
         Raises:
           TypeError: ``name`` is not a ``str``.

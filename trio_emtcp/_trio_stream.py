@@ -81,8 +81,9 @@ DEFAULT_RECEIVE_SIZE = 65536
 #: default send buffer grows to 4 MiB, so the unsent data reaches the limit
 #: before the buffer is full.  On a system whose ``net.ipv4.tcp_wmem``
 #: maximum is below about 1.2 MiB the buffer fills first and a small send
-#: may still get in; set ``TCP_NOTSENT_LOWAT`` yourself there (with
-#: ``setsockopt``; a value set after the first Trio send is kept).
+#: may still get in; set a smaller limit there (the socket option
+#: ``not_sent_low_watermark`` or ``setsockopt``; a value the program set,
+#: before or after the first Trio send, is kept).
 TRIO_NOTSENT_LOWAT = 1024 * 1024
 
 _TCP_NOTSENT_LOWAT: int | None = getattr(_stdlib_socket, "TCP_NOTSENT_LOWAT", None)
@@ -193,7 +194,10 @@ def _limit_unsent(socket: _SocketState) -> None:
     is made; here it is set the first time a Trio send-side method runs,
     so that Emilua-style writes (``write_some``, ``stream.write_all``) on a
     socket that never meets Trio's contract never pay for it.  Where the
-    platform lacks the option (or refuses it) nothing is set.
+    platform lacks the option (or refuses it) nothing is set.  Callers skip
+    this once ``_trio_lowat_set`` is true, which is also how a limit the
+    program chose (``set_option("not_sent_low_watermark", n)``, 0
+    included, or ``setsockopt``) stays in place.
     """
     socket._trio_lowat_set = True
     sock = socket._sock
@@ -415,8 +419,9 @@ class TrioStreamMixin(trio.abc.HalfCloseableStream):
         ``value`` is an ``int`` or a bytes-like object, or ``None`` with
         ``length`` for an option that takes a null buffer of that length;
         see :meth:`socket.socket.setsockopt`.  A ``TCP_NOTSENT_LOWAT`` set
-        here is kept: the Trio send-side methods then set none of their
-        own (see :doc:`/trio-ecosystem`).
+        here is kept, as one set with the option ``not_sent_low_watermark``:
+        the Trio send-side methods then set none of their own (see
+        :doc:`/trio-ecosystem`).
 
         Args:
           level: the protocol level (``socket.IPPROTO_TCP``, ...), an

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -10,6 +11,13 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer as Buffer
 else:
     Buffer = Any
+
+if sys.version_info >= (3, 11):
+    BaseExceptionGroup_ = BaseExceptionGroup  # noqa: F821 - a builtin from 3.11
+else:  # pragma: no cover - trio itself depends on the backport there
+    import exceptiongroup  # type: ignore[import-not-found,unused-ignore]
+
+    BaseExceptionGroup_ = exceptiongroup.BaseExceptionGroup
 
 T = TypeVar("T")
 

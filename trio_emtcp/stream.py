@@ -11,11 +11,20 @@ A composed operation must not interleave with another operation in the same
 direction on the same stream: its bytes could be split around the other's.
 Nothing enforces this, as in Emilua.
 
+:func:`copy` and :func:`relay` move a stream's bytes to another (zero-copy
+between two Sockets on Linux), and :func:`graceful_close` closes a
+connection without destroying the answer it just sent: what relays and
+servers otherwise write by hand.
+
 Whatever exception ends one of them midway (``OperationAborted``,
 ``EndOfFile``, a connection error, or ``trio.Cancelled``) carries
 ``bytes_transferred``, the count already moved.
 """
 
+from ._copy import copy as copy
+from ._copy import graceful_close as graceful_close
+from ._copy import relay as relay
+from ._errors import RecordTooLong as RecordTooLong
 from ._scanner import Scanner as Scanner
 from ._stream import ReadStream as ReadStream
 from ._stream import WriteStream as WriteStream
