@@ -6,6 +6,10 @@ it with SIGINT.  ``tls_echo.py`` runs in-process, with an untrusted client,
 and as a script; ``cancellation.py`` runs in-process on the autojump clock;
 ``serve_listeners.py`` serves two clients in-process and is stopped by
 cancellation; ``relaxed_bulk.py`` moves 4 MiB in-process.
+``static_file_server.py`` is served in-process to ``curl`` and
+``http.client`` (and to a client that stalls), and runs as a script;
+``chat_server.py`` chats with blocking ``socket`` clients, in-process and
+as a script.
 (``line_protocol.py`` is tested in test_scanner.py, ``echo_server.py`` in
 test_cli.py.)
 """
@@ -14,16 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
+import http.client
 import importlib.util
+import random
 import re
+import select
 import signal
+import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 import pytest
 import trio
@@ -33,7 +46,7 @@ import trio_emtcp
 from trio_emtcp.ip import Address
 from trio_emtcp.ip.tcp import Socket
 
-from .helpers import require_tool
+from .helpers import no_fd_leak, require_tool
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -541,3 +554,484 @@ async def test_relaxed_bulk_example_moves_every_byte_and_lets_others_run() -> No
     assert received == 4 * 1024 * 1024
     assert ticks >= 1
     assert not trio_emtcp._relaxed.RELAXED  # both blocks were left
+
+
+# -- static_file_server.py: Scanner, send_file, a stall timeout (SPEC §12) --------
+
+static_file_server = load_example("static_file_server")
+
+#: The stall timeout the tests give the file server, in seconds of the real
+#: clock (its clients are threads): the stalled-client test waits it out two
+#: or three times.
+STALL = 0.2
+
+#: More than loopback's buffers take from a client that does not read.
+BIG = 8 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory to serve, with a secret beside it (read only: shared)."""
+    tmp_path = tmp_path_factory.mktemp("site")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "hello.txt").write_bytes(b"Hello World\n")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "big.bin").write_bytes(random.Random(18).randbytes(BIG))
+    (root / "sub" / "index.html").write_bytes(b"<p>sub</p>\n")
+    (tmp_path / "secret.txt").write_bytes(b"secret\n")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    return root.resolve()
+
+
+@contextlib.asynccontextmanager
+async def file_server(site: Path) -> AsyncIterator[int]:
+    """The file server in-process, on an ephemeral port; its port."""
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(
+            static_file_server.serve, site, "127.0.0.1", 0, stall_timeout=STALL
+        )
+        url: str = await nursery.start(serve)
+        match = re.fullmatch(r"http://127\.0\.0\.1:([1-9][0-9]*)/", url)
+        assert match, url
+        yield int(match.group(1))
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def file_port(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> AsyncIterator[int]:
+    """The file server's port; it printed its root and URL."""
+    async with file_server(site) as port:
+        assert capsys.readouterr().out == (
+            f"serving {site} on http://127.0.0.1:{port}/\n"
+        )
+        yield port
+
+
+def _http_get(port: int, path: str, method: str) -> tuple[int, dict[str, str], bytes]:
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        client.request(method, path)
+        response = client.getresponse()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        client.close()
+
+
+async def http_get(
+    port: int, path: str, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with the standard library's ``http.client``, in a thread."""
+    return await trio.to_thread.run_sync(_http_get, port, path, method)
+
+
+def _raw_request(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(request)
+        reply = bytearray()
+        while data := client.recv(65536):
+            reply += data
+    return bytes(reply)
+
+
+async def raw_request(port: int, request: bytes) -> bytes:
+    """Send ``request`` from a blocking socket; everything until EOF."""
+    return await trio.to_thread.run_sync(_raw_request, port, request)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_static_file_server_serves_files_to_http_client(
+    file_port: int, site: Path
+) -> None:
+    status, headers, body = await http_get(file_port, "/hello.txt?x=1")
+    assert (status, body) == (200, b"Hello World\n")
+    assert headers["content-type"] == "text/plain"
+    assert headers["content-length"] == "12"
+    assert headers["connection"] == "close"
+    status, headers, body = await http_get(file_port, "/empty.txt")
+    assert (status, headers["content-length"], body) == (200, "0", b"")
+    status, headers, body = await http_get(file_port, "/sub/")
+    assert (status, headers["content-type"], body) == (
+        200,
+        "text/html",
+        b"<p>sub</p>\n",
+    )
+    status, headers, body = await http_get(file_port, "/big.bin")
+    assert (status, headers["content-type"]) == (200, "application/octet-stream")
+    assert headers["content-length"] == str(BIG)
+    assert sha256(body) == sha256((site / "big.bin").read_bytes())
+
+
+async def test_static_file_server_serves_files_to_curl(
+    file_port: int, site: Path, tmp_path: Path
+) -> None:
+    base = f"http://127.0.0.1:{file_port}"
+    assert await curl(base + "/hello.txt") == "Hello World\n"
+    out = tmp_path / "big.out"
+    written = await curl(
+        "--output", str(out), "--write-out", "%{http_code} %{size_download}",
+        base + "/big.bin",
+    )  # fmt: skip
+    assert written == f"200 {BIG}"
+    assert sha256(out.read_bytes()) == sha256((site / "big.bin").read_bytes())
+    status, headers, body = parse_response(await curl("--head", base + "/big.bin"))
+    assert (status, headers["content-length"], body) == (
+        "HTTP/1.0 200 OK",
+        str(BIG),
+        "",
+    )
+    # curl would make "/../secret.txt" into "/secret.txt" itself.
+    written = await curl(
+        "--path-as-is", "--output", "/dev/null", "--write-out", "%{http_code}",
+        base + "/../secret.txt",
+    )  # fmt: skip
+    assert written == "404"
+
+
+async def test_static_file_server_head_sends_no_body(file_port: int) -> None:
+    reply = await raw_request(file_port, b"HEAD /hello.txt HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"\r\nContent-Length: 12\r\n" in reply
+    assert reply.endswith(b"\r\n\r\n")
+    status, headers, body = await http_get(file_port, "/big.bin", "HEAD")
+    assert (status, headers["content-length"], body) == (200, str(BIG), b"")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/missing.txt",
+        "/../secret.txt",
+        "/sub/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/link.txt",  # a symbolic link out of the root
+        "/hello.txt%00",
+        "hello.txt",  # not an absolute path
+    ],
+)
+async def test_static_file_server_refuses_what_is_not_under_the_root(
+    file_port: int, path: str
+) -> None:
+    status, headers, body = await http_get(file_port, path)
+    assert (status, headers["content-type"], body) == (
+        404,
+        "text/plain; charset=utf-8",
+        b"Not Found\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"NOT HTTP\r\n\r\n",
+        b"GET /hello.txt HTTP/1.0\r\nno colon\r\n\r\n",
+        # A request line over MAX_LINE, most of it unread by the server:
+        # graceful_close keeps the answer from being lost to a reset.
+        b"GET /" + b"a" * (256 * 1024) + b" HTTP/1.0\r\n\r\n",
+    ],
+    ids=["garbage", "bad-header", "too-long"],
+)
+async def test_static_file_server_answers_400_to_what_is_not_http(
+    file_port: int, request_bytes: bytes
+) -> None:
+    reply = await raw_request(file_port, request_bytes)
+    assert reply.startswith(b"HTTP/1.0 400 Bad Request\r\n")
+    assert reply.endswith(b"\r\n\r\nBad Request\n")
+
+
+async def test_static_file_server_answers_405_to_other_methods(
+    file_port: int,
+) -> None:
+    status, headers, body = await http_get(file_port, "/hello.txt", "POST")
+    assert (status, headers["allow"], body) == (
+        405,
+        "GET, HEAD",
+        b"Method Not Allowed\n",
+    )
+
+
+def _hold_then_get(
+    port: int, path: str, held: threading.Barrier, go: threading.Event
+) -> bytes:
+    """Connect and send half a request; after ``go``, the rest; the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(f"GET {path} HTTP/1.0\r\n".encode())
+        held.wait(timeout=10)
+        assert go.wait(timeout=10)
+        client.sendall(b"\r\n")
+        response = http.client.HTTPResponse(client, method="GET")
+        response.begin()
+        assert response.status == 200
+        return response.read()
+
+
+async def test_static_file_server_serves_many_clients_at_once(site: Path) -> None:
+    # 24 clients each hold a connection with half a request, and one more is
+    # served meanwhile: a server that took clients one at a time would wait
+    # for the first request forever.
+    clients = 24
+    paths = ["/big.bin" if n % 6 == 0 else "/hello.txt" for n in range(clients)]
+    held = threading.Barrier(clients + 1)
+    go = threading.Event()
+    bodies: dict[int, bytes] = {}
+
+    async def client(n: int) -> None:
+        run = _hold_then_get
+        bodies[n] = await trio.to_thread.run_sync(run, port, paths[n], held, go)
+
+    with no_fd_leak(), trio.fail_after(20):
+        async with file_server(site) as port, trio.open_nursery() as nursery:
+            for n in range(clients):
+                nursery.start_soon(client, n)
+            await trio.to_thread.run_sync(held.wait, 10)
+            assert await curl(f"http://127.0.0.1:{port}/hello.txt") == "Hello World\n"
+            go.set()
+    big = sha256((site / "big.bin").read_bytes())
+    for n, path in enumerate(paths):
+        if path == "/big.bin":
+            assert sha256(bodies[n]) == big
+        else:
+            assert bodies[n] == b"Hello World\n"
+
+
+def _stalled_client(port: int, requested: threading.Event) -> tuple[int, float, int]:
+    """Ask for the big file, never read; wait for the server to drop it.
+
+    Returns the poll events, the seconds until they came, and the bytes
+    that had arrived.
+    """
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(10)
+        client.connect(("127.0.0.1", port))
+        client.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+        start = time.monotonic()
+        requested.set()
+        poller = select.poll()
+        poller.register(client, 0)  # only what is always reported: HUP, ERR
+        events = poller.poll(5_000)
+        waited = time.monotonic() - start
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while data := client.recv(65536):
+                received += len(data)
+    return events[0][1] if events else 0, waited, received
+
+
+async def test_static_file_server_drops_a_client_that_stops_reading(
+    site: Path,
+) -> None:
+    requested = threading.Event()
+    stalled: list[tuple[int, float, int]] = []
+
+    async def stalled_client() -> None:
+        run = _stalled_client
+        stalled.append(await trio.to_thread.run_sync(run, port, requested))
+
+    with no_fd_leak(), trio.fail_after(10):
+        async with file_server(site) as port, trio.open_nursery() as nursery:
+            nursery.start_soon(stalled_client)
+            await trio.to_thread.run_sync(requested.wait, 10)
+            # The server is not stuck on the stalled client.
+            assert await http_get(port, "/empty.txt") == (200, mock.ANY, b"")
+            assert not stalled, "dropped before another client was served"
+    [(events, waited, received)] = stalled
+    # Reset (linger 0) after a whole stall timeout without progress.
+    assert events & select.POLLHUP
+    assert STALL <= waited < 5
+    assert 0 < received < BIG
+
+
+def _slow_reader(port: int, pause: float) -> tuple[int, bytes]:
+    """Request the big file, pause before reading it, then read it all."""
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        client.request("GET", "/big.bin")
+        time.sleep(pause)
+        response = client.getresponse()
+        return response.status, response.read()
+    finally:
+        client.close()
+
+
+async def test_static_file_server_resumes_for_a_slow_reader(site: Path) -> None:
+    # The first step of send_file ends at its deadline after filling the
+    # buffers; the server resumes from bytes_transferred, and the client,
+    # reading again within the second stall timeout, gets every byte.
+    with trio.fail_after(15):
+        async with file_server(site) as port:
+            status, body = await trio.to_thread.run_sync(
+                _slow_reader, port, 1.5 * STALL
+            )
+    assert status == 200
+    assert sha256(body) == sha256((site / "big.bin").read_bytes())
+
+
+async def test_static_file_server_script_serves_and_stops_on_sigint(
+    site: Path,
+) -> None:
+    async with server_script(
+        "static_file_server.py", str(site), "--port", "0"
+    ) as script:
+        line = script.first_line
+        match = re.fullmatch(
+            rf"serving {re.escape(str(site))} on (http://\S+/)\n", line
+        )
+        assert match, line
+        assert await curl(match.group(1) + "sub/") == "<p>sub</p>\n"
+        assert await script.interrupt() == (0, "stopped\n")
+
+
+# -- chat_server.py: a queue per client, a client that does not read dropped ----
+
+chat_server = load_example("chat_server")
+
+
+class ChatClient:
+    """A chat client on a blocking stdlib socket; call it from a thread."""
+
+    def __init__(self, port: int, *, receive_buffer: int | None = None) -> None:
+        self.sock = socket.socket()
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
+        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.lines = self.sock.makefile("rb")
+
+    def say(self, *lines: str) -> None:
+        self.sock.sendall(b"".join(f"{line}\n".encode() for line in lines))
+
+    def hear(self) -> str:
+        return self.lines.readline().decode()
+
+    def hear_all(self) -> bytes:
+        """Everything until the server closes the connection."""
+        return self.lines.read()
+
+    def close(self) -> None:
+        self.lines.close()
+        self.sock.close()
+
+
+@contextlib.asynccontextmanager
+async def chat_room(
+    capsys: pytest.CaptureFixture[str], *receive_buffers: int | None
+) -> AsyncIterator[list[ChatClient]]:
+    """The chat server in-process, and a client in it per receive buffer size.
+
+    ``None``: the system's default (and its automatic growth).
+    """
+    with no_fd_leak(), trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port: int = await nursery.start(chat_server.serve, "127.0.0.1", 0)
+            clients: list[ChatClient] = []
+            try:
+                for size in receive_buffers:
+                    clients.append(
+                        await trio.to_thread.run_sync(
+                            functools.partial(ChatClient, port, receive_buffer=size)
+                        )
+                    )
+                    # Until the server has it in the room.
+                    await trio.testing.wait_all_tasks_blocked()
+                assert capsys.readouterr().out.splitlines() == [
+                    f"chat on 127.0.0.1:{port}",
+                    *(f"{client.name} joined" for client in clients),
+                ]
+                yield clients
+            finally:
+                for client in clients:
+                    client.close()
+            nursery.cancel_scope.cancel()
+
+
+async def test_chat_server_sends_each_line_to_the_others_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with chat_room(capsys, None, None, None) as (a, b, c):
+        await trio.to_thread.run_sync(a.say, "hello from a")
+        assert await trio.to_thread.run_sync(b.hear) == f"{a.name}: hello from a\n"
+        assert await trio.to_thread.run_sync(c.hear) == f"{a.name}: hello from a\n"
+        await trio.to_thread.run_sync(b.say, "hi")
+        # a's first line is b's: its own line did not come back to it.
+        assert await trio.to_thread.run_sync(a.hear) == f"{b.name}: hi\n"
+        assert await trio.to_thread.run_sync(c.hear) == f"{b.name}: hi\n"
+        # c leaves: the room forgets it, and the others go on.
+        c.close()
+        await trio.testing.wait_all_tasks_blocked()
+        assert capsys.readouterr().out == f"{c.name} left\n"
+        await trio.to_thread.run_sync(a.say, "still here")
+        assert await trio.to_thread.run_sync(b.hear) == f"{a.name}: still here\n"
+
+
+async def test_chat_server_drops_a_client_that_does_not_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # About 120 KB: several times what the kernel holds for the client that
+    # does not read (TCP_NOTSENT_LOWAT, and a small receive buffer) and its
+    # queue.  The readers' receive buffers could take it all: they are not
+    # dropped if their threads fall behind.
+    lines = [f"{n:05} " + "x" * 94 for n in range(1000)]
+    room = chat_room(capsys, None, 1 << 20, 1 << 20, 4096)
+    async with room as (talker, r1, r2, idle):
+        expected = [f"{talker.name}: {line}\n" for line in lines]
+
+        def hear_every_line(client: ChatClient) -> list[str]:
+            return [client.hear() for _ in lines]
+
+        heard: dict[str, list[str]] = {}
+
+        async def reader(client: ChatClient) -> None:
+            heard[client.name] = await trio.to_thread.run_sync(hear_every_line, client)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader, r1)
+            nursery.start_soon(reader, r2)
+            await trio.to_thread.run_sync(talker.say, *lines)
+        # The readers got every line, in order.
+        assert heard == {r1.name: expected, r2.name: expected}
+        assert capsys.readouterr().out == f"{idle.name} dropped: it does not read\n"
+        # The dropped client can still read what reached it: the first lines,
+        # in order (the last one perhaps cut), then the end of the stream.
+        *got, cut = (await trio.to_thread.run_sync(idle.hear_all)).decode().split("\n")
+        assert 0 < len(got) < len(lines)
+        assert [f"{line}\n" for line in got] == expected[: len(got)]
+        assert expected[len(got)].startswith(cut)
+
+
+async def _printed_lines(script: ServerScript, count: int) -> list[str]:
+    """The next ``count`` lines the script prints (it prints nothing else)."""
+    assert script.proc.stdout is not None
+    out = bytearray()
+    while out.count(b"\n") < count:
+        data = await script.proc.stdout.receive_some()
+        assert data, f"the script exited: {out!r}"
+        out += data
+    return out.decode().splitlines()
+
+
+async def test_chat_server_script_chats_and_stops_on_sigint() -> None:
+    async with server_script("chat_server.py", "--port", "0") as script:
+        line = script.first_line
+        match = re.fullmatch(r"chat on 127\.0\.0\.1:(\d+)\n", line)
+        assert match, line
+        port = int(match.group(1))
+        with trio.fail_after(10):
+            a = await trio.to_thread.run_sync(ChatClient, port)
+            b = await trio.to_thread.run_sync(ChatClient, port)
+            joined = await _printed_lines(script, 2)
+            assert sorted(joined) == sorted(f"{c.name} joined" for c in (a, b))
+            await trio.to_thread.run_sync(a.say, "ping")
+            assert await trio.to_thread.run_sync(b.hear) == f"{a.name}: ping\n"
+            a.close()
+            b.close()
+            left = await _printed_lines(script, 2)
+            assert sorted(left) == sorted(f"{c.name} left" for c in (a, b))
+            assert await script.interrupt() == (0, "stopped\n")
