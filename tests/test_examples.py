@@ -28,6 +28,7 @@ import select
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -1035,3 +1036,117 @@ async def test_chat_server_script_chats_and_stops_on_sigint() -> None:
             left = await _printed_lines(script, 2)
             assert sorted(left) == sorted(f"{c.name} left" for c in (a, b))
             assert await script.interrupt() == (0, "stopped\n")
+
+
+# -- relay.py ---------------------------------------------------------------------
+
+relay_example = load_example("relay")
+
+
+def _hashing_server() -> tuple[socket.socket, threading.Thread]:
+    """A blocking server: reads to the end, answers the sha256, closes.
+
+    It answers only after the client's half-close: the relay must pass
+    that end of stream on and keep the way back open.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                digest = hashlib.sha256()
+                while data := conn.recv(1 << 16):
+                    digest.update(data)
+                conn.sendall(digest.hexdigest().encode())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _client(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while part := sock.recv(4096):
+            answer += part
+        return answer
+
+
+async def test_relay_passes_bytes_and_half_close_both_ways(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    listener, thread = _hashing_server()
+    target = listener.getsockname()[1]
+    data = random.randbytes(24 * 1024 * 1024 + 5)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                relay_example.serve, "127.0.0.1", 0, "127.0.0.1", target
+            )
+            answer = await trio.to_thread.run_sync(_client, port, data)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    thread.join(5)
+    assert answer == hashlib.sha256(data).hexdigest().encode()
+    out = capsys.readouterr().out
+    assert f": {len(data)} bytes up, 64 down" in out
+
+
+async def test_relay_reports_a_server_that_cannot_be_reached(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A port nobody listens on: bound, never listening.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead = unused.getsockname()[1]
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(
+                    relay_example.serve, "127.0.0.1", 0, "127.0.0.1", dead
+                )
+                # Closed at once: an end of stream, or a reset for the
+                # bytes the relay never read.
+                with contextlib.suppress(ConnectionResetError):
+                    answer = await trio.to_thread.run_sync(_client, port, b"hello")
+                    assert answer == b""
+                nursery.cancel_scope.cancel()
+    assert "cannot connect to 127.0.0.1 port" in capsys.readouterr().out
+
+
+async def test_relay_reports_a_reset_with_both_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    target = listener.getsockname()[1]
+
+    def crash() -> None:
+        # Reads 5 bytes, then resets the connection.
+        with listener:
+            conn, _ = listener.accept()
+            conn.recv(5)
+            conn.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            conn.close()
+
+    def client(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"12345")
+            with contextlib.suppress(OSError):
+                sock.recv(10)
+
+    thread = threading.Thread(target=crash, daemon=True)
+    thread.start()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                relay_example.serve, "127.0.0.1", 0, "127.0.0.1", target
+            )
+            await trio.to_thread.run_sync(client, port)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    thread.join(5)
+    assert "Connection reset by peer after 5 up, 0 down" in capsys.readouterr().out
