@@ -34,7 +34,7 @@ from urllib.parse import unquote
 
 import trio
 
-from trio_emtcp import RecordTooLong, ip, stream
+from trio_emtcp import OperationAborted, RecordTooLong, ip, stream
 from trio_emtcp.ip.tcp import Socket
 
 # The longest request line or header: curl and browsers send well under
@@ -139,7 +139,13 @@ async def answer(sock: Socket, root: Path, stall: float) -> None:
     path = await trio.to_thread.run_sync(find_file, root, target)
     if path is None:
         return await send_error(sock, HTTPStatus.NOT_FOUND, stall)
-    async with await trio.open_file(path, "rb") as f:
+    try:
+        f = await trio.open_file(path, "rb")
+    except PermissionError:
+        return await send_error(sock, HTTPStatus.FORBIDDEN, stall)
+    except OSError:  # gone since find_file, or not a regular file
+        return await send_error(sock, HTTPStatus.NOT_FOUND, stall)
+    async with f:
         size = os.fstat(f.fileno()).st_size  # of what was opened, not the name
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         header = response_head(HTTPStatus.OK, size, kind)
@@ -156,8 +162,12 @@ async def handle(sock: Socket, root: Path, stall: float) -> None:
             # Linger 0: close() resets the connection and drops what is
             # queued for it, instead of the kernel retrying for minutes.
             sock.set_option("linger", True, 0)
-        except (EOFError, OSError):
-            pass  # the client left (end of stream, reset): nobody to answer
+        except (EOFError, ConnectionError, TimeoutError, OperationAborted):
+            # The client left (end of stream, reset, dead peer): nobody to
+            # answer.  Not every OSError: the server's own errors are bugs
+            # to see, not clients to forget (see the "Which errors to
+            # catch" page).
+            pass
         else:
             # Shut down our side, then read until the client closes its
             # own: closing with unread request bytes would reset the

@@ -746,6 +746,23 @@ async def test_static_file_server_answers_400_to_what_is_not_http(
     assert reply.endswith(b"\r\n\r\nBad Request\n")
 
 
+async def test_static_file_server_answers_403_when_it_cannot_read_a_file(
+    file_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests run as root, which reads any file: the refusal is made.
+    # The server answers it; it does not take it for a client that left.
+    real = trio.open_file
+
+    async def refusing(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "hello.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return await real(path, *args, **kwargs)
+
+    monkeypatch.setattr(trio, "open_file", refusing)
+    status, _, body = await http_get(file_port, "/hello.txt")
+    assert (status, body) == (403, b"Forbidden\n")
+
+
 async def test_static_file_server_answers_405_to_other_methods(
     file_port: int,
 ) -> None:
