@@ -32,9 +32,11 @@ from trio_emtcp._bench import (
     _common,
     _pingpong,
     _pool,
+    _relay,
     _report,
     _request,
     _worker,
+    _workloads,
 )
 from trio_emtcp._bench._common import (
     CONTENDERS,
@@ -50,6 +52,11 @@ from trio_emtcp._bench._report import Row, Summary
 ROOT = Path(__file__).resolve().parent.parent
 EN_DASH = "\u2013"
 TIMES = "\u00d7"
+
+
+def _ran_by(contender: str) -> set[str]:
+    """The workloads ``contender`` runs."""
+    return {w.name for w in bench.workloads(TINY) if contender in w.contenders}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,7 +102,8 @@ def test_bench_table_has_every_workload_and_contender(tiny_run: _Run) -> None:
         row = rows[f"{workload.title} ({workload.unit})"]
         # A cell per contender, each "median (min-max), ratio" (en dash,
         # multiplication sign), or "not run" for a contender the workload
-        # leaves out; then the yes/no column against trio.socket and anyio.
+        # leaves out; then the yes/no column against trio.socket and anyio
+        # ("n/a" where they do not run: the relay workloads).
         cells = [cell.strip() for cell in row.split("|")[2:-1]]
         assert len(cells) == len(CONTENDERS) + 1
         for contender, cell in zip(CONTENDERS, cells[:-1], strict=True):
@@ -105,7 +113,10 @@ def test_bench_table_has_every_workload_and_contender(tiny_run: _Run) -> None:
             assert re.fullmatch(
                 rf"[\d.]+ \([\d.]+{EN_DASH}[\d.]+\), [\d.]+{TIMES}", cell
             ), cell
-        assert re.fullmatch(r"(yes|no), (yes|no)", cells[-1])
+        if _common.TRIO_SOCKET in workload.contenders:
+            assert re.fullmatch(r"(yes|no), (yes|no)", cells[-1])
+        else:
+            assert cells[-1] == "n/a, n/a"
     reference_column = 1 + CONTENDERS.index(REFERENCE)
     for workload in bench.workloads(TINY):
         cells = rows[f"{workload.title} ({workload.unit})"].split("|")
@@ -121,11 +132,16 @@ def test_bench_report_says_what_is_better_and_ends_with_the_verdict(
     assert "median latency of one request (µs)" in tiny_run.out
     last = tiny_run.out.rstrip("\n").splitlines()[-1]
     n = len(bench.WORKLOAD_NAMES)
+    # The wins against trio.socket and anyio count the workloads they run.
+    rivals = _ran_by(_common.TRIO_SOCKET)
+    assert rivals == _ran_by(_common.ANYIO)
+    assert len(rivals) == n - 2  # not the relay workloads
+    m = len(rivals)
     assert re.fullmatch(
         r"trio_emtcp / trio\.SocketStream, geometric mean of the ratios over "
-        rf"{n} workloads: [\d.]+{TIMES}; trio_emtcp ≥ trio\.socket on \d+ of {n}"
+        rf"{n} workloads: [\d.]+{TIMES}; trio_emtcp ≥ trio\.socket on \d+ of {m}"
         rf"( \(not on: [\w, -]+\))?; trio_emtcp ≥ anyio \(trio backend\) on \d+ "
-        rf"of {n}( \(not on: [\w, -]+\))?\.",
+        rf"of {m}( \(not on: [\w, -]+\))?\.",
         last,
     ), last
     # The targets of SPEC §8, each judged on paired per-round ratios.
@@ -139,6 +155,16 @@ def test_bench_report_says_what_is_better_and_ends_with_the_verdict(
             rf"[\d.]+{TIMES} \([\d.]+{TIMES}{EN_DASH}[\d.]+{TIMES}\)", cells[2]
         ), cells[2]
         assert cells[3] in ("met", "tie", "missed")
+    # The relay's targets against trio.SocketStream, one row each.
+    relay = [
+        cells[:2]
+        for cells in ([c.strip() for c in line.split("|")[1:-1]] for line in lines)
+        if cells[1].startswith("relay-")
+    ]
+    assert relay == [
+        [f"trio_emtcp ≥ 1.4{TIMES} trio.SocketStream", "relay-bulk"],
+        [f"trio_emtcp ≥ 1{TIMES} trio.SocketStream", "relay-pingpong"],
+    ]
     assert "Skipped" not in tiny_run.out  # every contender is installed here
 
 
@@ -195,8 +221,14 @@ def test_bench_json_has_raw_rounds_and_machine(tiny_run: _Run) -> None:
     assert summary["geometric_mean_ratio"] == pytest.approx(
         _report.geometric_mean(list(summary["ratios"].values()))
     )
-    assert set(summary["at_least_trio.socket"]) == set(bench.WORKLOAD_NAMES)
-    assert set(summary["at_least_anyio"]) == set(bench.WORKLOAD_NAMES)
+    assert set(summary["at_least_trio.socket"]) == _ran_by(_common.TRIO_SOCKET)
+    assert set(summary["at_least_anyio"]) == _ran_by(_common.ANYIO)
+    assert set(summary["ratios"]) == set(bench.WORKLOAD_NAMES)
+    sizes = report["settings"]["sizes"]
+    assert (sizes["relay_bytes"], sizes["relay_round_trips"]) == (
+        TINY.relay_bulk,
+        TINY.relay_round_trips,
+    )
     assert report["settings"]["skipped"] == {}
     for target in report["targets"]:
         assert set(target) == {"target", "workload", "ratio", "verdict"}
@@ -372,7 +404,8 @@ def test_worker_main_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -
     assert _worker.worker_main(["bulk", "twisted"]) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == (
-        "usage: python -m trio_emtcp._bench._worker {bulk,concurrent,echo,any} "
+        "usage: python -m trio_emtcp._bench._worker "
+        "{bulk,concurrent,echo,relay,any} "
         "{" + ",".join(CONTENDERS) + "}"
     )
 
@@ -744,6 +777,7 @@ def test_a_missing_contender_is_skipped_with_the_reason(
         lambda: _pingpong.run_remote("bogus", 1, 1, 1),
         lambda: _pingpong.echo_one("bogus", 1, print),
         lambda: _request.run("bogus", 1),
+        lambda: _relay.relay_one("bogus", 1, print),
     ],
 )
 def test_an_unknown_contender_is_refused(call: Any) -> None:
@@ -793,3 +827,136 @@ def test_target_rows_pick_their_workloads() -> None:
         ],
     ]
     assert _report.targets_table(rows[2:], targets, {}) == ""
+
+
+# -- the relay workload ------------------------------------------------------------
+
+
+def _relay_workloads() -> list[bench.Workload]:
+    return [w for w in bench.workloads(TINY) if w.name.startswith("relay-")]
+
+
+def test_relay_workloads_are_listed_and_selectable() -> None:
+    assert [w.name for w in _relay_workloads()] == ["relay-bulk", "relay-pingpong"]
+    for workload in _relay_workloads():
+        assert workload.contenders == (_common.EMTCP, _common.SOCKET_STREAM)
+        assert workload.role == "relay"
+    assert _parser().parse_args(["--only", "relay-*"]).only == [
+        "relay-bulk",
+        "relay-pingpong",
+    ]
+
+
+def test_relay_both_contenders_move_every_byte_through_three_processes() -> None:
+    # Not the shared pool of --tiny: a worker per role, started only for
+    # the contenders that take part (two relays, one stdlib far end per
+    # shape).  Every count (client, server, relay both ways) is checked
+    # inside measure(): a lost byte fails with BenchError.
+    with _pool.WorkerPool(CONTENDERS) as pool:
+        ctx = _workloads.Context(TINY, pool)
+        for workload in _relay_workloads():
+            for contender in workload.contenders:
+                sample = workload.measure(contender, ctx)
+                assert sample.value > 0
+                assert sample.seconds > 0
+        assert set(pool._workers) == {
+            ("relay", _common.EMTCP),
+            ("relay", _common.SOCKET_STREAM),
+            ("bulk", _common.STDLIB),
+            ("echo", _common.STDLIB),
+        }
+
+
+def test_relay_only_run_reports_the_two_relays_and_their_targets() -> None:
+    args = _parser().parse_args(["--tiny", "--only", "relay-*"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert bench.main(args) == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if line.startswith("| workload"))
+    # Only the columns of the contenders that ran, no yes/no column.
+    assert [cell.strip() for cell in header.split("|")[1:-1]] == [
+        "workload (unit) — higher is better",
+        "trio_emtcp",
+        "trio.SocketStream",
+    ]
+    rows = [line for line in lines if line.startswith("| relay")]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "relay, 1 MiB writes, 3 processes (MiB/s)",
+        "relay, ping-pong, 64 B messages, 3 processes (round trips/s)",
+    ]
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[2:-1]]
+        assert re.fullmatch(
+            rf"[\d.]+ \([\d.]+{EN_DASH}[\d.]+\), [\d.]+{TIMES}", cells[0]
+        )
+        assert cells[1].endswith(f", 1.00{TIMES}")
+    targets = [line for line in lines if line.startswith("| trio_emtcp ≥")]
+    assert [[c.strip() for c in t.split("|")[1:-1]][:2] for t in targets] == [
+        [f"trio_emtcp ≥ 1.4{TIMES} trio.SocketStream", "relay-bulk"],
+        [f"trio_emtcp ≥ 1{TIMES} trio.SocketStream", "relay-pingpong"],
+    ]
+    assert re.fullmatch(
+        r"trio_emtcp / trio\.SocketStream, geometric mean of the ratios over 2 "
+        rf"workloads: [\d.]+{TIMES}\.",
+        lines[-1],
+    ), lines[-1]
+
+
+@pytest.mark.parametrize(("index", "client"), [(0, "run_bulk"), (1, "run_pingpong")])
+def test_relay_a_failed_round_discards_both_workers(
+    monkeypatch: pytest.MonkeyPatch, index: int, client: str
+) -> None:
+    real = getattr(_relay, client)
+
+    def broken(*args: Any) -> Any:
+        raise BenchError("relay client: bytes after the last answer")
+
+    monkeypatch.setattr(_relay, client, broken)
+    workload = _relay_workloads()[index]
+    end = workload.name.removeprefix("relay-").replace("pingpong", "echo")
+    with _pool.WorkerPool(CONTENDERS) as pool:
+        ctx = _workloads.Context(TINY, pool)
+        with pytest.raises(BenchError, match=r"^relay client: bytes after"):
+            workload.measure(_common.EMTCP, ctx)
+        # Both were waiting on a connection: killed, not left behind.
+        assert set(pool._workers) == {("relay", _common.SOCKET_STREAM)}
+        # The next round starts them again.
+        monkeypatch.setattr(_relay, client, real)
+        assert workload.measure(_common.EMTCP, ctx).value > 0
+        assert set(pool._workers) == {
+            ("relay", _common.SOCKET_STREAM),
+            ("relay", _common.EMTCP),
+            (end, _common.STDLIB),
+        }
+
+
+def test_relay_samples_refuse_wrong_counts() -> None:
+    total = 4 * 1024
+    ok = _relay.bulk_sample("x", total, (0.5, total), total, (total, 8))
+    assert ok.value == total / 2**20 / 0.5
+    with pytest.raises(BenchError, match=r"^relay bulk x: 4095 bytes, expected 4096$"):
+        _relay.bulk_sample("x", total, (0.5, total - 1), total, (total, 8))
+    with pytest.raises(BenchError, match=r"^relay bulk x \(server\): 0 bytes, "):
+        _relay.bulk_sample("x", total, (0.5, total), 0, (total, 8))
+    with pytest.raises(
+        BenchError,
+        match=r"^relay bulk x: the relay moved 4096 bytes to the server and 0 back, "
+        r"expected 4096 and 8$",
+    ):
+        _relay.bulk_sample("x", total, (0.5, total), total, (total, 0))
+    message = _relay._message(64)
+    assert len(message) == 64
+    sample = _relay.pingpong_sample("y", 64, 10, (0.5, 640, message), 640, (640, 640))
+    assert sample.value == 20.0
+    with pytest.raises(BenchError, match=r"^relay ping-pong y: the relay moved 640 "):
+        _relay.pingpong_sample("y", 64, 10, (0.5, 640, message), 640, (640, 576))
+    with pytest.raises(BenchError, match=r"^relay ping-pong y: the echo differs"):
+        _relay.pingpong_sample("y", 64, 10, (0.5, 640, bytes(64)), 640, (640, 640))
+
+
+@pytest.mark.parametrize("text", ["", "1", "1 2 3", "1 x", "-1 2"])
+def test_relay_parse_counts_refuses(text: str) -> None:
+    assert _relay.parse_counts("12 8") == (12, 8)
+    with pytest.raises(BenchError, match=r"^relay: expected two byte counts, got "):
+        _relay.parse_counts(text)

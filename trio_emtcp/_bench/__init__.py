@@ -12,6 +12,12 @@ and ratios to ``trio.SocketStream``.  The workloads:
 ``pingpong-1``, ``pingpong-64``, ``pingpong-1-2p``
     Round trips of a 1-byte and a 64-byte message (:mod:`._pingpong`), and
     of a 1-byte message with the echo in a second process.  Round trips/s.
+``relay-bulk``, ``relay-pingpong``
+    Bytes through a relay process between a client (this process) and a
+    server (a worker), three processes (:mod:`._relay`): 1 MiB writes one
+    way, MiB/s; 64-byte messages echoed by the server, round trips/s.  Only
+    the relay differs: ``stream.relay`` against two ``trio.SocketStream``
+    copy loops; the ends are blocking stdlib sockets for both.
 ``percall-read``, ``request``
     1-byte reads with the data queued (:mod:`._percall`); small requests of
     two writes and a reply (:mod:`._request`).
@@ -67,6 +73,7 @@ from ._common import (
     LABELS,
     QUICK,
     REFERENCE,
+    SOCKET_STREAM,
     TINY,
     TRIO_SOCKET,
     UVLOOP_PROTOCOL,
@@ -125,6 +132,11 @@ TARGETS = (
     Target(EMTCP_RELAXED, UVLOOP_PROTOCOL, 1.0, workloads=("bulk-4k",)),
     Target(EMTCP_RELAXED, ASYNCIO, 1.3, workloads=("bulk-4k-2p",)),
     Target(EMTCP_RELAXED, EMTCP, 1.0, exclude=("bulk-4k", "bulk-4k-2p")),
+    # A relay on stream.relay (zero-copy between Sockets) against the copy
+    # loops trio.SocketStream users write (issue 18): well ahead on bulk,
+    # not slower on small messages.
+    Target(EMTCP, SOCKET_STREAM, 1.4, workloads=("relay-bulk",)),
+    Target(EMTCP, SOCKET_STREAM, 1.0, workloads=("relay-pingpong",)),
 )
 
 PROG = "python -m trio_emtcp bench"
@@ -509,11 +521,14 @@ def main(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - clock
 
     speed, memory = _rows(chosen, results)
+    # A column for every contender that ran something (``--only relay-*``
+    # runs two).
+    shown = [c for c in contenders if any(c in per for per in results.values())]
     print(
         render(
             speed,
             memory,
-            contenders,
+            shown,
             rounds=rounds,
             mode=mode,
             machine=machine,
@@ -535,6 +550,8 @@ def main(args: argparse.Namespace) -> int:
                 "round_trips": sizes.round_trips,
                 "connections": sizes.connections,
                 "concurrent": sizes.concurrent,
+                "relay_bytes": sizes.relay_bulk,
+                "relay_round_trips": sizes.relay_round_trips,
             },
         }
         report = _json_report(

@@ -159,6 +159,8 @@ class Sizes:
       connections: connections per round of the connection-rate workload.
       concurrent: simultaneous connections of the concurrency workload.
       requests: small requests per round of the request workload.
+      relay_bulk: bytes sent per round through the relay (1 MiB writes).
+      relay_round_trips: ping-pong round trips per round through the relay.
     """
 
     bulk: Mapping[int, int]
@@ -166,6 +168,8 @@ class Sizes:
     connections: int
     concurrent: int
     requests: int
+    relay_bulk: int
+    relay_round_trips: int
 
 
 KIB = 1024
@@ -188,6 +192,10 @@ FULL = Sizes(
     concurrent=1_000,
     # The median of 1,000 request latencies (issue: small-request latency).
     requests=1_000,
+    relay_bulk=1024 * MIB,
+    # Fewer than in-process ping-pong: each round trip crosses three
+    # processes on two cores, a few times slower.
+    relay_round_trips=5_000,
 )
 # --quick: about a fifth of a second per round; the run takes about a
 # minute on a 2-core machine, under two on a loaded one.
@@ -197,6 +205,8 @@ QUICK = Sizes(
     connections=1_000,
     concurrent=1_000,
     requests=1_000,
+    relay_bulk=512 * MIB,
+    relay_round_trips=2_000,
 )
 # --tiny: every code path once, in about a second; the numbers mean nothing.
 TINY = Sizes(
@@ -205,6 +215,8 @@ TINY = Sizes(
     connections=5,
     concurrent=10,
     requests=20,
+    relay_bulk=2 * MIB,
+    relay_round_trips=20,
 )
 
 

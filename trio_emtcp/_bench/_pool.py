@@ -18,7 +18,7 @@ from ._common import CONTENDERS, BenchError
 
 #: The commands a worker takes; a worker started for one of them (its role)
 #: takes only that one, a worker of role ``any`` takes all.
-COMMANDS = ("bulk", "concurrent", "echo")
+COMMANDS = ("bulk", "concurrent", "echo", "relay")
 ANY = "any"
 ROLES = (*COMMANDS, ANY)
 MODULE = "trio_emtcp._bench._worker"
@@ -171,31 +171,39 @@ class WorkerPool:
     def _role(self, role: str) -> str:
         return ANY if self._shared else role
 
-    def start(self, role: str) -> None:
-        """Start the role's missing workers, without waiting for them."""
+    def start(self, role: str, among: Sequence[str] | None = None) -> None:
+        """Start the role's missing workers, without waiting for them.
+
+        Args:
+          among: the contenders to start it for (default: the pool's).
+        """
         role = self._role(role)
-        for contender in self._contenders:
+        for contender in self._contenders if among is None else among:
             if (role, contender) not in self._workers:
                 self._workers[(role, contender)] = Worker(role, contender)
 
-    def worker(self, role: str, contender: str) -> Worker:
+    def worker(
+        self, role: str, contender: str, *, among: Sequence[str] | None = None
+    ) -> Worker:
         """The worker of ``role`` for ``contender``, ready for a command.
 
         The first request for a role starts the role's workers for every
-        contender and waits until they are all ready, so that none is still
-        starting while another measures.  A worker that was retired since
-        is started again alone.
+        contender (or for those of ``among``, where only some take part:
+        the relay workers, the far end that is the same for all) and waits
+        until they are all ready, so that none is still starting while
+        another measures.  A worker that was retired since, or that the
+        first request did not start, is started alone.
 
         Raises:
           BenchError: a worker failed to start.
         """
         key = (self._role(role), contender)
         if not any(have == key[0] for have, _ in self._workers):
-            self.start(role)
+            self.start(role, among)
             for (have, _), worker in self._workers.items():
                 if have == key[0]:
                     worker.wait_ready()
-        elif key not in self._workers:
+        if key not in self._workers:
             self._workers[key] = Worker(*key)
         worker = self._workers[key]
         worker.wait_ready()

@@ -149,11 +149,12 @@ def ratios(rows: Sequence[Row], contender: str, reference: str) -> dict[str, flo
 
 
 def at_least(rows: Sequence[Row], contender: str, rival: str) -> dict[str, bool]:
-    """Per row: whether ``contender``'s median is >= ``rival``'s."""
+    """Per row that both ran: whether ``contender``'s median is >= ``rival``'s."""
     return {
         row.name: summarize(row.values[contender]).median
         >= summarize(row.values[rival]).median
         for row in rows
+        if contender in row.values and rival in row.values
     }
 
 
@@ -265,7 +266,8 @@ def comparison_table(
     The ratio in each cell is to ``reference``'s median; a contender with
     no values in a row (the workload does not run it) shows
     :data:`NOT_RUN`.  With a ``subject`` and ``rivals``, a last column says
-    for each rival whether the subject's median is at least the rival's.
+    for each rival whether the subject's median is at least the rival's
+    (``n/a`` in a row the rival did not run).
     """
     header = [heading, *(labels.get(c, c) for c in contenders)]
     if subject is not None and rivals:
@@ -284,8 +286,8 @@ def comparison_table(
             summary = summarize(row.values[contender])
             cells.append(format_cell(summary, ratio_to(summary.median, base)))
         if subject is not None and rivals:
-            flags = (at_least([row], subject, rival)[row.name] for rival in rivals)
-            cells.append(", ".join(_yes(flag) for flag in flags))
+            flags = (at_least([row], subject, rival).get(row.name) for rival in rivals)
+            cells.append(", ".join("n/a" if f is None else _yes(f) for f in flags))
         lines.append(cells)
     return markdown_table(header, lines)
 
@@ -310,10 +312,13 @@ def verdict(
         f"{format_ratio(mean)}"
     ]
     for rival in rivals:
+        # Out of the rows the rival ran.
         flags = at_least(rows, subject, rival)
+        if not flags:
+            continue
         losses = [row for row, ok in flags.items() if not ok]
-        wins = len(rows) - len(losses)
-        text = f"{name} ≥ {labels.get(rival, rival)} on {wins} of {len(rows)}"
+        wins = len(flags) - len(losses)
+        text = f"{name} ≥ {labels.get(rival, rival)} on {wins} of {len(flags)}"
         if losses:
             text += f" (not on: {', '.join(losses)})"
         parts.append(text)

@@ -13,6 +13,9 @@ answering on standard output:
 * command ``echo SIZE``: listen on the loopback, write ``port P``, echo
   ``SIZE``-byte messages on one connection until its end of stream, then
   write ``ok COUNT`` (the bytes echoed);
+* command ``relay PORT``: listen on the loopback, write ``port P``, relay
+  one connection to the loopback's ``PORT`` both ways until both ends of
+  stream, then write ``ok FORWARD BACK`` (the bytes moved each way);
 * end of input: exit with status 0.
 
 ROLE is the one command the worker takes, or ``any``.
@@ -35,7 +38,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import _bulk, _concurrent, _pingpong
+from . import _bulk, _concurrent, _pingpong, _relay
 from ._common import CONTENDERS
 from ._pool import ANY, COMMANDS, MODULE, ROLES
 
@@ -61,6 +64,11 @@ def _serve(role: str, contender: str) -> None:
                 contender, int(argument), lambda port: _answer(f"port {port}")
             )
             _answer(f"ok {echoed}")
+        elif command == "relay":
+            forward, back = _relay.relay_one(
+                contender, int(argument), lambda port: _answer(f"port {port}")
+            )
+            _answer(f"ok {forward} {back}")
         else:
             _answer(json.dumps(_concurrent.measure(contender, int(argument))))
 

@@ -1,8 +1,9 @@
 """The workloads: one row of the report each, and how to run a round.
 
 Each :class:`Workload` wraps one function of a workload family module
-(:mod:`._bulk`, :mod:`._pingpong`, :mod:`._connect`, :mod:`._concurrent`)
-with the sizes of the run and, where it needs them, the worker processes.
+(:mod:`._bulk`, :mod:`._pingpong`, :mod:`._relay`, :mod:`._connect`,
+:mod:`._concurrent`) with the sizes of the run and, where it needs them,
+the worker processes.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import json
 from collections.abc import Callable
 from typing import final
 
-from . import _bulk, _concurrent, _connect, _percall, _pingpong, _request
+from . import _bulk, _concurrent, _connect, _percall, _pingpong, _relay, _request
 from ._common import (
     CHUNKS,
     CONTENDERS,
     EMTCP_TRIO,
     FULL,
+    STDLIB,
     UVLOOP_PROTOCOL,
     BenchError,
     Sample,
@@ -118,6 +120,53 @@ def _round_trips_remote(size: int) -> Callable[[str, Context], Sample]:
     return measure
 
 
+def _port(answer: str) -> int:
+    return int(answer.removeprefix("port "))
+
+
+# The relay workloads' far end: the stdlib receiver or echo, the same
+# process for both relays (a worker of the stdlib contender, which is
+# always there).
+_END = (STDLIB,)
+
+
+def _relay_bulk(contender: str, ctx: Context) -> Sample:
+    total = ctx.sizes.relay_bulk
+    chunk = _relay.CHUNK
+    end = ctx.pool.worker("bulk", STDLIB, among=_END)
+    relay = ctx.pool.worker("relay", contender, among=_relay.CONTENDERS)
+    try:
+        end_port = _port(end.command(f"bulk {chunk}"))
+        relay_port = _port(relay.command(f"relay {end_port}"))
+        outcome = _relay.run_bulk(chunk, total, relay_port)
+        received = int(end.expect("ok"))
+        moved = _relay.parse_counts(relay.expect("ok"))
+    except BaseException:
+        # Either may still be waiting for a connection or for data.
+        ctx.pool.discard("bulk", STDLIB)
+        ctx.pool.discard("relay", contender)
+        raise
+    return _relay.bulk_sample(contender, total, outcome, received, moved)
+
+
+def _relay_pingpong(contender: str, ctx: Context) -> Sample:
+    size = _relay.MESSAGE_SIZE
+    count = ctx.sizes.relay_round_trips
+    end = ctx.pool.worker("echo", STDLIB, among=_END)
+    relay = ctx.pool.worker("relay", contender, among=_relay.CONTENDERS)
+    try:
+        end_port = _port(end.command(f"echo {size}"))
+        relay_port = _port(relay.command(f"relay {end_port}"))
+        outcome = _relay.run_pingpong(size, count, relay_port)
+        echoed = int(end.expect("ok"))
+        moved = _relay.parse_counts(relay.expect("ok"))
+    except BaseException:
+        ctx.pool.discard("echo", STDLIB)
+        ctx.pool.discard("relay", contender)
+        raise
+    return _relay.pingpong_sample(contender, size, count, outcome, echoed, moved)
+
+
 def _per_call(contender: str, ctx: Context) -> Sample:
     # Four reads per ping-pong round trip of the same size class: about as
     # long a round, and the bytes fit in the socket buffers.
@@ -211,6 +260,26 @@ def workloads(sizes: Sizes) -> list[Workload]:
             _round_trips_remote(1),
             role="echo",
             contenders=_WITHOUT_TRIO_METHODS,
+        )
+    )
+    found.append(
+        Workload(
+            "relay-bulk",
+            "relay, 1 MiB writes, 3 processes",
+            "MiB/s",
+            _relay_bulk,
+            role="relay",
+            contenders=_relay.CONTENDERS,
+        )
+    )
+    found.append(
+        Workload(
+            "relay-pingpong",
+            f"relay, ping-pong, {_relay.MESSAGE_SIZE} B messages, 3 processes",
+            "round trips/s",
+            _relay_pingpong,
+            role="relay",
+            contenders=_relay.CONTENDERS,
         )
     )
     found.append(
