@@ -392,12 +392,11 @@ class Memory:
 
 
 @pytest.mark.parametrize("eof_as_zero", [False, True])
-async def test_duck_typed_pair(path: list[int], eof_as_zero: bool) -> None:
+async def test_duck_typed_pair(eof_as_zero: bool) -> None:
     data = os.urandom(200_000)
     src, dst = Memory(data, eof_as_zero=eof_as_zero), Memory()
     assert await stream.copy(src, dst) == len(data)
     assert dst.out == data
-    assert not path  # no splice for objects that are not Sockets
 
 
 async def test_socket_to_duck_typed(chain: Chain, path: list[int]) -> None:
@@ -691,3 +690,139 @@ async def test_graceful_close_bad_timeout(timeout: Any, error: type) -> None:
         with trio.testing.assert_checkpoints(), pytest.raises(error, match="timeout"):
             await stream.graceful_close(server, timeout=timeout)
         assert server.is_open
+
+
+# -- found in review: urgent data, races of two ends ----------------------------------
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["oob", "inline"])
+@pytest.mark.parametrize("fin", [False, True], ids=["open", "ended"])
+async def test_urgent_data_does_not_stop_the_copy(
+    chain: Chain, path: list[int], inline: bool, fin: bool
+) -> None:
+    # A splice read stops at the urgent mark: it would spin ("would block"
+    # on a readable socket) or take the mark for the end of the stream.
+    a, b, c, d = chain
+    if inline:
+        b.set_option("out_of_band_inline", True)
+    await stream.write_all(a, b"before-")
+    await a.send(b"U", ["out_of_band"])
+    await stream.write_all(a, b"-after")
+    if fin:
+        a.shutdown("send")
+    await trio.testing.wait_all_tasks_blocked()
+    expected = b"before-" + (b"U" if inline else b"") + b"-after"
+    with trio.fail_after(5):
+        moved = await stream.copy(b, c, size=None if fin else len(expected))
+    assert moved == len(expected)
+    c.shutdown("send")
+    assert await read_to_end(d) == expected
+
+
+async def test_abort_and_outer_cancellation_in_one_tick(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the copy's wake-up and its next step, another task cancels
+    # the copy's own scope and calls src.cancel(): the task's cancellation
+    # wins (SPEC §4), as everywhere.
+    a, b, c, d = chain
+    c.set_option("send_buffer_size", 4096)
+    d.set_option("receive_buffer_size", 4096)
+    scope = trio.CancelScope()
+    armed = False
+    real = _copy.splice
+
+    def splice(src: int, dst: int, *rest: Any) -> int:
+        nonlocal armed
+        n = int(real(src, dst, *rest))
+        if armed and dst == c._sock.fileno():  # type: ignore[union-attr]
+            armed = False
+            scope.cancel()
+            b.cancel()
+        return n
+
+    monkeypatch.setattr(_copy, "splice", splice)
+    outcome: list[BaseException] = []
+
+    async def run() -> None:
+        with scope:
+            try:
+                await stream.copy(b, c)
+            except BaseException as exc:
+                outcome.append(exc)
+                raise
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream.write_all, a, b"z" * 300_000)
+            nursery.start_soon(run)
+            await trio.testing.wait_all_tasks_blocked()
+            armed = True
+            with trio.move_on_after(2):
+                await stream.read_all(d, bytearray(150_000))
+            nursery.cancel_scope.cancel()
+    assert isinstance(outcome[0], trio.Cancelled), repr(outcome[0])
+
+
+async def test_a_reset_met_while_aborting_is_remembered(
+    chain: Chain, path: list[int]
+) -> None:
+    # The copy blocks writing c; d resets and b.cancel() lands in the same
+    # tick: what the copy saw of c's reset is reported again (SPEC §10).
+    a, b, c, d = chain
+    c.set_option("send_buffer_size", 4096)
+    d.set_option("receive_buffer_size", 4096)
+    outcome: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            await stream.copy(b, c)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    async def writer() -> None:
+        with contextlib.suppress(OSError):
+            await stream.write_all(a, b"z" * (4 << 20))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            nursery.start_soon(run)
+            await trio.testing.wait_all_tasks_blocked()
+            reset(d)
+            b.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    assert isinstance(outcome[0], OperationAborted)
+    with pytest.raises(ConnectionResetError):
+        await c.write_some(b"x")
+
+
+@pytest.mark.parametrize("order", ["reset-first", "end-first"])
+async def test_relay_reset_racing_a_half_close(path: list[int], order: str) -> None:
+    # x half-closes as y resets: b -> c ends and shuts c down, which the
+    # kernel refuses (ENOTCONN) with c's reset still pending.  The relay
+    # reports the reset.  A race: 20 rounds.
+    for _ in range(20):
+        x, b = await trio_emtcp.socket_pair()
+        c, y = await trio_emtcp.socket_pair()
+        async with x, b, c, y:
+            outcome: list[BaseException] = []
+
+            async def run() -> None:
+                try:
+                    await stream.relay(b, c)  # noqa: B023 - awaited in this round
+                except BaseException as exc:
+                    outcome.append(exc)  # noqa: B023
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(run)
+                    await trio.testing.wait_all_tasks_blocked()
+                    if order == "reset-first":
+                        reset(y)
+                        x.shutdown("send")
+                    else:
+                        x.shutdown("send")
+                        reset(y)
+            assert isinstance(outcome[0], ConnectionResetError), repr(outcome[0])

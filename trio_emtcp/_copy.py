@@ -28,10 +28,12 @@ The zero-copy path keeps the rules of every other operation:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import fcntl
 import os
+import socket as stdlib_socket
 from typing import Any, Protocol, cast, final
 
 import trio
@@ -49,7 +51,7 @@ from ._errors import (
     OperationAborted,
     set_transferred,
 )
-from ._socket import Socket
+from ._socket import _SIOCATMARK, Socket
 from ._stream import ReadStream, WriteStream, write_all
 from ._util import BaseExceptionGroup_
 
@@ -274,8 +276,11 @@ class _Copy:
             chunk = fcntl.fcntl(self._w, fcntl.F_GETPIPE_SZ)
             unyielded = 0
             while size is None or self.total < size:
-                if cs.cancel_called:
+                if _abort_requested(cs):
                     # An abort landed while this task ran: no wait saw it.
+                    # The task's own cancellation, if any, goes first (cs
+                    # turns its own into OperationAborted).
+                    await checkpoint_if_cancelled()
                     raise OperationAborted()
                 want = chunk if size is None else min(chunk, size - self.total)
                 n, round_waited = await self._fill(src_fd, want)
@@ -286,7 +291,8 @@ class _Copy:
                     raise eof
                 self.in_pipe = n
                 while self.in_pipe:
-                    if cs.cancel_called:
+                    if _abort_requested(cs):
+                        await checkpoint_if_cancelled()
                         raise OperationAborted()
                     round_waited |= await self._drain(dst_fd)
                 waited |= round_waited
@@ -315,19 +321,43 @@ class _Copy:
         """
         src = self.src
         readers = src._readers
-        args = (src_fd, self._w, want, None, None, _SPLICE_FLAGS)
+        args = (src_fd, self._w, want)
         try:
             try:
                 if readers.busy:
                     raise BlockingIOError
-                return splice(*args), False
+                return self._splice_in(*args), False
             except BlockingIOError:
                 n = await src._blocked(
-                    readers, wait_readable, splice, args, wait_first=not readers.busy
+                    readers,
+                    wait_readable,
+                    self._splice_in,
+                    args,
+                    wait_first=not readers.busy,
                 )
                 return n, True
         except OSError as exc:
             raise _translated(src, exc) from None
+
+    def _splice_in(self, src_fd: int, pipe: int, want: int) -> int:
+        """splice(2) from the source, stopping at urgent data.
+
+        A splice read stops at the urgent (out-of-band) mark: it says
+        "would block" while the socket stays readable (the wait would spin),
+        or 0 once the peer's end of stream is queued behind the mark (a
+        stream cut short).  ``recv`` steps over the mark, so from there the
+        buffer loop does the copy.  Asked only on those two answers: the
+        bytes moved pay nothing for it.
+        """
+        try:
+            n = int(splice(src_fd, pipe, want, None, None, _SPLICE_FLAGS))
+        except BlockingIOError:
+            if _at_mark(src_fd):
+                raise _Refused() from None
+            raise
+        if not n and _at_mark(src_fd):
+            raise _Refused()
+        return n
 
     async def _drain(self, dst_fd: int) -> bool:
         """One splice from the pipe into ``dst``; whether it waited."""
@@ -356,7 +386,7 @@ class _Copy:
         sock = self.dst._sock
         if sock is None:
             return
-        with contextlib.suppress(OSError):
+        try:
             while self.in_pipe:
                 n = splice(
                     self._r, sock.fileno(), self.in_pipe, None, None, _SPLICE_FLAGS
@@ -365,6 +395,13 @@ class _Copy:
                     break
                 self.in_pipe -= n
                 self.total += n
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            # Not raised (another exception is on its way), but a
+            # connection error is remembered, so that the next operation
+            # reports it (SPEC §10).
+            self.dst._replacement(exc)
 
 
 def _translated(sock: Socket, exc: OSError) -> BaseException:
@@ -373,6 +410,25 @@ def _translated(sock: Socket, exc: OSError) -> BaseException:
         return _Refused()
     replacement = sock._replacement(exc)
     return exc if replacement is None else replacement
+
+
+def _abort_requested(cs: trio.CancelScope) -> bool:
+    """Whether ``cancel()``/``close()`` of a socket reached the copy's scope.
+
+    A function, not the attribute read inline: the answer changes across
+    the awaits between two reads, which a type checker's narrowing ignores.
+    """
+    return cs.cancel_called
+
+
+def _at_mark(fd: int) -> bool:
+    """Whether the socket's read pointer is at the urgent-data mark."""
+    out = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, _SIOCATMARK, out, True)
+    except OSError:
+        return False
+    return bool(out[0])
 
 
 def _read_pipe(fd: int, count: int) -> bytes:
@@ -433,7 +489,10 @@ async def relay(a: Any, b: Any) -> tuple[int, int]:
         nonlocal failure
         try:
             counts[i] = await copy(src, dst)
-            cast("_Shutdown", dst).shutdown("send")
+            try:
+                cast("_Shutdown", dst).shutdown("send")
+            except OSError as exc:
+                raise _shutdown_error(dst, exc) from None
         except Exception as exc:
             counts[i] = getattr(exc, "bytes_transferred", counts[i])
             if failure is None:
@@ -463,6 +522,27 @@ async def relay(a: Any, b: Any) -> tuple[int, int]:
         set_transferred(failure, (counts[0], counts[1]))  # type: ignore[arg-type]
         raise failure
     return counts[0], counts[1]
+
+
+def _shutdown_error(dst: object, exc: OSError) -> BaseException:
+    """What a failed ``shutdown("send")`` of a relay's side stands for.
+
+    A connection reset under the relay makes shutdown fail with
+    ``ENOTCONN`` while the reset itself is still pending on the socket
+    (``SO_ERROR``) or was remembered by another operation: that reset is
+    the error to report, as the other direction would.
+    """
+    if not isinstance(dst, Socket) or exc.errno != errno.ENOTCONN:
+        return exc
+    sock = dst._sock
+    pending = 0
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            pending = sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ERROR)
+    lost = OSError(pending, os.strerror(pending)) if pending else exc
+    # _replacement remembers a connection error (SPEC §10), or swaps in
+    # the one remembered before.
+    return dst._replacement(lost) or lost
 
 
 def _first_leaf(group: BaseExceptionGroup_[BaseException]) -> BaseException:
