@@ -826,3 +826,14 @@ async def test_relay_reset_racing_a_half_close(path: list[int], order: str) -> N
                         x.shutdown("send")
                         reset(y)
             assert isinstance(outcome[0], ConnectionResetError), repr(outcome[0])
+
+
+async def test_graceful_close_takes_a_huge_int_as_no_limit() -> None:
+    # An int beyond a float's range is no limit, not an OverflowError.
+    client, server = await trio_emtcp.socket_pair()
+    async with client:
+        await stream.write_all(client, b"bye")
+        client.shutdown("send")
+        with trio.fail_after(5):
+            assert await stream.graceful_close(server, timeout=10**400) == 3
+        assert not server.is_open

@@ -208,7 +208,13 @@ def number_arg(
         raise ValueError(f"{name}: must be finite and >= 0, got {value}")
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name}: must be >= 0, got {value}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # An int beyond a float's range: longer than any wait can last.
+        if finite:
+            raise ValueError(f"{name}: must be finite and >= 0, got {value}") from None
+        return math.inf
 
 
 def finite_seconds(value: object, name: str, *, option: str, limit: float) -> float:
