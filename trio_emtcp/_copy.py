@@ -96,7 +96,9 @@ async def copy(src: ReadStream, dst: WriteStream, *, size: int | None = None) ->
     bytes never pass through Python (:func:`os.splice` through a pipe of the
     call's own, closed afterwards); otherwise, and for any objects with
     ``read_some`` (``src``) and ``write_some`` (``dst``), such as a TLS
-    wrapper, a loop through a 64 KiB buffer.  ``dst`` is never shut down:
+    wrapper, a loop through a 64 KiB buffer.  The zero-copy path also
+    hands over to the loop where urgent (out-of-band) data arrives, which
+    a splice read cannot step over.  ``dst`` is never shut down:
     :func:`relay` does that.
 
     A checkpoint even when nothing moves.  Must not interleave with other
