@@ -154,7 +154,8 @@ async def copy(src: ReadStream, dst: WriteStream, *, size: int | None = None) ->
         return 0
     job = _Copy(src, dst, limit)
     cs = trio.CancelScope()
-    _enroll(cs, sockets)
+    for sock in sockets:
+        sock._enroll(cs)
     try:
         with cs:
             if SPLICE and len(sockets) == 2:
@@ -167,22 +168,9 @@ async def copy(src: ReadStream, dst: WriteStream, *, size: int | None = None) ->
         set_transferred(exc, job.total)
         raise
     finally:
-        _leave(cs, sockets)
+        for sock in sockets:
+            sock._leave(cs)
         job.close()
-
-
-def _enroll(cs: trio.CancelScope, sockets: list[Socket]) -> None:
-    """Let ``cancel()``/``close()``/``release()`` of each socket cancel ``cs``."""
-    for sock in sockets:
-        if sock._scopes is None:
-            sock._scopes = set()
-        sock._scopes.add(cs)
-
-
-def _leave(cs: trio.CancelScope, sockets: list[Socket]) -> None:
-    for sock in sockets:
-        if sock._scopes is not None:
-            sock._scopes.discard(cs)
 
 
 class _Refused(Exception):

@@ -230,6 +230,21 @@ class Driver:
         """
         return self._readers.busy or self._writers.busy
 
+    def _enroll(self, cs: trio.CancelScope) -> None:
+        """Let ``cancel()``/``close()``/``release()`` cancel ``cs``.
+
+        For an operation that waits in its own scope: a queued waiter, or
+        a transfer pending on two objects at once (``stream.copy``).
+        """
+        if self._scopes is None:
+            self._scopes = set()
+        self._scopes.add(cs)
+
+    def _leave(self, cs: trio.CancelScope) -> None:
+        """Undo :meth:`_enroll`."""
+        if self._scopes is not None:
+            self._scopes.discard(cs)
+
     def _abort_pending(self) -> None:
         """End every pending operation with ``OperationAborted``."""
         self._aborts += 1
@@ -436,10 +451,7 @@ class Driver:
     ) -> T:
         """:meth:`_blocked` in a cancel scope: queue, then run as the head."""
         cs = trio.CancelScope()
-        scopes = self._scopes
-        if scopes is None:
-            scopes = self._scopes = set()
-        scopes.add(cs)
+        self._enroll(cs)
         # Taken as the scope is registered, so that the head loop also sees
         # a cancel()/close() that lands in the tick the task is handed the
         # direction (its Cancelled is then pending but not yet delivered).
@@ -459,7 +471,7 @@ class Driver:
                     sock, waiters, wait_fn, fn, args, wait_first, aborts
                 )
         finally:
-            scopes.discard(cs)
+            self._leave(cs)
         # Only reached when ``cs`` swallowed its own Cancelled.
         raise OperationAborted()
 
