@@ -1063,10 +1063,12 @@ def test_DroppingHandler_never_blocks_and_counts_what_it_dropped() -> None:
 
         def __init__(self) -> None:
             self.gate = threading.Event()
+            self.entered = threading.Event()
             self.drained = threading.Event()
             self.lines: list[str] = []
 
         def write(self, text: str) -> None:
+            self.entered.set()
             self.gate.wait(10)
             self.lines.append(text)
             if handler._lines.empty():  # the queue is written out
@@ -1083,7 +1085,12 @@ def test_DroppingHandler_never_blocks_and_counts_what_it_dropped() -> None:
     log.addHandler(handler)
     try:
         start = time.monotonic()
-        for n in range(100):
+        log.warning("line 0")
+        # The writer holds the first line before the rest come: a writer
+        # thread slow to start would take queued lines later and reset the
+        # count with its note (the race a loaded machine showed).
+        assert out.entered.wait(10)
+        for n in range(1, 100):
             log.warning("line %d", n)
         assert time.monotonic() - start < 1  # not one write waited
         assert handler.dropped >= 100 - 11
